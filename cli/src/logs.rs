@@ -1,0 +1,72 @@
+//! `aloft logs RUN TASK`
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use aloft_engine::TaskKey;
+use aloft_engine::ports::Store;
+use aloft_local::files::AttemptFiles;
+
+use crate::DbArgs;
+use crate::run::open;
+use crate::runs::resolve_run;
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The run id (or a unique prefix of it).
+    run: String,
+    /// The task name.
+    task: String,
+    /// Only this attempt.
+    #[arg(long)]
+    attempt: Option<u32>,
+    /// For a for_each task: this item's log.
+    #[arg(long)]
+    item: Option<u32>,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+/// Print the stderr of each attempt of a task, with a header per attempt.
+pub async fn logs(args: &LogsArgs) -> anyhow::Result<ExitCode> {
+    let runner = open(&args.db)?;
+    let run_id = resolve_run(runner.db(), &args.run)?;
+    let key = TaskKey {
+        task: args.task.clone(),
+        item: args.item,
+    };
+    let record = runner
+        .db()
+        .tasks(&run_id, std::slice::from_ref(&key))
+        .await?
+        .pop()
+        .with_context(|| format!("run {run_id} has no task {key}"))?;
+    if record.attempt == 0 {
+        bail!(
+            "task {key} of run {run_id} has not started ({})",
+            record.state
+        );
+    }
+    let attempts: Vec<u32> = match args.attempt {
+        Some(n) if n == 0 || n > record.attempt => {
+            bail!("task {key} has attempts 1 to {}", record.attempt)
+        }
+        Some(n) => vec![n],
+        None => (1..=record.attempt).collect(),
+    };
+    let mut stdout = std::io::stdout().lock();
+    for attempt in attempts {
+        let log: PathBuf = AttemptFiles::new(runner.db().files(), &run_id, &key, attempt).log();
+        let text = std::fs::read(&log).unwrap_or_default();
+        writeln!(stdout, "== {key} attempt {attempt} ==")?;
+        stdout.write_all(&text)?;
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            writeln!(stdout)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

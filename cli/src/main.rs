@@ -1,0 +1,98 @@
+//! The `aloft` command: validate, draw and run workflows on the embedded backend, and
+//! read what runs did.
+
+mod graph;
+mod logs;
+mod progress;
+mod report;
+mod run;
+mod runs;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// aloft: a serverless-first workflow scheduler. This command runs workflows on this
+/// machine, embedded on SQLite, with the same engine that runs them on AWS.
+#[derive(Debug, Parser)]
+#[command(name = "aloft", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check workflow files and report every problem as FILE:LINE:COLUMN: message.
+    Validate(validate::ValidateArgs),
+    /// Print a workflow's DAG as a Mermaid flowchart.
+    Graph(graph::GraphArgs),
+    /// Run a workflow to the end on this machine; exit 0 only if it succeeded.
+    Run(run::RunArgs),
+    /// Continue a run whose runner stopped (killed, crashed, interrupted).
+    Resume(run::ResumeArgs),
+    /// List and inspect runs.
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
+    /// Print a task's log (its stderr), attempt by attempt.
+    Logs(logs::LogsArgs),
+}
+
+/// Where the embedded database lives.
+#[derive(Debug, Clone, Args)]
+struct DbArgs {
+    /// The database file [default: .aloft/aloft.db in the working directory].
+    #[arg(long, env = "ALOFT_DB", global = true)]
+    db: Option<PathBuf>,
+}
+
+impl DbArgs {
+    fn path(&self) -> PathBuf {
+        self.db
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".aloft").join("aloft.db"))
+    }
+}
+
+/// How results are printed on stdout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Validate(args) => validate::validate(&args),
+            Command::Graph(args) => graph::graph(&args),
+            Command::Run(args) => run::run(args).await,
+            Command::Resume(args) => run::resume(args).await,
+            Command::Runs(command) => runs::runs(command).await,
+            Command::Logs(args) => logs::logs(&args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

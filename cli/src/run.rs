@@ -1,0 +1,163 @@
+//! `aloft run FILE` and `aloft resume RUN`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::Value;
+
+use aloft_core::RunStatus;
+use aloft_core::source::load_path;
+use aloft_engine::StartRequest;
+use aloft_engine::ports::Store;
+use aloft_local::{Runner, SystemClock};
+
+use crate::progress::Progress;
+use crate::report::RunView;
+use crate::runs::resolve_run;
+use crate::{DbArgs, Output};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Workflow file (YAML or JSON).
+    file: PathBuf,
+    /// Run input: a JSON document, or @FILE to read one.
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// One run per workflow and key: a repeated start returns the same run.
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    /// Print the finished run as JSON on stdout.
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run id (or a unique prefix of it).
+    run: String,
+    /// Print the finished run as JSON on stdout.
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+/// Validate, start and drive a run to its end.
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let definition = match load_path(&args.file) {
+        Ok(definition) => definition,
+        Err(problems) => {
+            eprintln!("{problems}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let input = parse_input(&args.input)?;
+    let workdir = folder_of(&args.file)?;
+    let mut progress = Progress::new(definition.tasks.len() as u64);
+    let mut runner = open(&args.db)?;
+    let request = StartRequest {
+        definition,
+        input,
+        idempotency_key: args.idempotency_key,
+        scheduled_time: None,
+        workdir: Some(workdir.display().to_string()),
+    };
+    let started = runner
+        .start(request)
+        .await
+        .context("cannot start the run")?;
+    progress.follow(&started.run_id);
+    drive(&mut runner, &started.run_id, &mut progress, args.output).await
+}
+
+/// Pick up a run where its runner stopped.
+pub async fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
+    let mut runner = open(&args.db)?;
+    let run_id = resolve_run(runner.db(), &args.run)?;
+    let run = runner.recover(&run_id).await?.context("run disappeared")?;
+    let workflow = runner.engine().workflow(&run.version, &run_id).await?;
+    let mut progress = Progress::new(workflow.tasks.len() as u64);
+    progress.follow(&run_id);
+    drive(&mut runner, &run_id, &mut progress, args.output).await
+}
+
+async fn drive(
+    runner: &mut Runner,
+    run_id: &str,
+    progress: &mut Progress,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    let mut on_step = |db: &aloft_local::Sqlite| progress.update(db);
+    let driven = tokio::select! {
+        driven = runner.drive(run_id, &mut on_step) => driven,
+        _ = tokio::signal::ctrl_c() => {
+            drop(on_step);
+            progress.finish();
+            eprintln!(
+                "interrupted: run {run_id} is saved; tasks already started keep running. \
+                 `aloft resume {run_id}` continues it."
+            );
+            return Ok(ExitCode::from(130));
+        }
+    };
+    drop(on_step);
+    progress.finish();
+    let run = driven.with_context(|| format!("run {run_id} stopped"))?;
+    let tasks = runner.db().all_tasks(run_id).await?;
+    let workflow = runner.engine().workflow(&run.version, run_id).await?;
+    let view = RunView {
+        run: &run,
+        tasks: &tasks,
+        workflow: &workflow,
+    };
+    match output {
+        Output::Json => println!("{}", view.to_json()),
+        Output::Text => print!("{}", view.to_table()),
+    }
+    Ok(if run.status == RunStatus::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Open the embedded backend at the configured database.
+pub fn open(db: &DbArgs) -> anyhow::Result<Runner> {
+    let path = db.path();
+    Runner::open(&path, Arc::new(SystemClock))
+        .with_context(|| format!("cannot open database {}", path.display()))
+}
+
+/// `--input`: inline JSON or `@file`.
+fn parse_input(text: &str) -> anyhow::Result<Value> {
+    let (source, json) = match text.strip_prefix('@') {
+        Some(file) => {
+            let json = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read --input file {file}"))?;
+            (file.to_owned(), json)
+        }
+        None => ("--input".to_owned(), text.to_owned()),
+    };
+    match serde_json::from_str(&json) {
+        Ok(value) => Ok(value),
+        Err(error) => bail!(
+            "{source}:{}:{}: input is not JSON: {error}",
+            error.line(),
+            error.column()
+        ),
+    }
+}
+
+/// The absolute folder holding a file: command tasks run there.
+fn folder_of(file: &Path) -> anyhow::Result<PathBuf> {
+    let absolute = std::fs::canonicalize(file)
+        .with_context(|| format!("cannot resolve {}", file.display()))?;
+    Ok(absolute
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf))
+}

@@ -1,0 +1,136 @@
+//! `aloft runs list` and `aloft runs show RUN`.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use aloft_engine::ports::Store;
+use aloft_local::Sqlite;
+use aloft_local::query::{Found, find_run, list_runs};
+
+use crate::report::{RunView, duration, time};
+use crate::run::open;
+use crate::{DbArgs, Output};
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// The most recent runs, newest first.
+    List(ListArgs),
+    /// One run: its status, SLA, and each task's status, attempts, duration and error.
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only runs of this workflow.
+    #[arg(long)]
+    workflow: Option<String>,
+    /// At most this many runs.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// Print JSON on stdout.
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The run id (or a unique prefix of it).
+    run: String,
+    /// Print JSON on stdout.
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+/// Run a `runs` subcommand.
+pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
+    crate::progress::init_plain_logging();
+    match command {
+        RunsCommand::List(args) => list(&args),
+        RunsCommand::Show(args) => show(&args).await,
+    }
+}
+
+fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
+    let runner = open(&args.db)?;
+    let runs = list_runs(runner.db(), args.workflow.as_deref(), args.limit)?;
+    match args.output {
+        Output::Json => {
+            let rows: Vec<Value> = runs
+                .iter()
+                .map(|r| {
+                    json!({
+                        "id": r.id,
+                        "workflow": r.workflow,
+                        "status": r.status.as_str(),
+                        "created_at": time(r.created_at),
+                        "duration_ms": r.ended_at.zip(r.started_at).map(|(e, s)| e.saturating_sub(s)),
+                        "sla_missed": r.sla_missed,
+                    })
+                })
+                .collect();
+            println!("{}", Value::Array(rows));
+        }
+        Output::Text => {
+            let mut out = format!(
+                "{:22}  {:24}  {:10}  {:24}  {:>9}\n",
+                "RUN", "WORKFLOW", "STATUS", "CREATED", "DURATION"
+            );
+            for r in &runs {
+                let took = r
+                    .ended_at
+                    .zip(r.started_at)
+                    .map(|(e, s)| duration(e.saturating_sub(s)))
+                    .unwrap_or_default();
+                let sla = if r.sla_missed { "  SLA missed" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "{:22}  {:24}  {:10}  {:24}  {took:>9}{sla}",
+                    r.id,
+                    r.workflow,
+                    r.status.as_str(),
+                    time(r.created_at)
+                );
+            }
+            print!("{out}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
+    let runner = open(&args.db)?;
+    let run_id = resolve_run(runner.db(), &args.run)?;
+    let run = runner.db().run(&run_id).await?.context("run disappeared")?;
+    let tasks = runner.db().all_tasks(&run_id).await?;
+    let workflow = runner.engine().workflow(&run.version, &run_id).await?;
+    let view = RunView {
+        run: &run,
+        tasks: &tasks,
+        workflow: &workflow,
+    };
+    match args.output {
+        Output::Json => println!("{}", view.to_json()),
+        Output::Text => print!("{}", view.to_table()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A run id from an id or a unique prefix, or an error saying what matched.
+pub fn resolve_run(db: &Sqlite, id_or_prefix: &str) -> anyhow::Result<String> {
+    match find_run(db, id_or_prefix)? {
+        Found::One(id) => Ok(id),
+        Found::None => bail!("no run {id_or_prefix:?} in this database"),
+        Found::Ambiguous(ids) => bail!(
+            "run prefix {id_or_prefix:?} matches several runs: {}",
+            ids.join(", ")
+        ),
+    }
+}

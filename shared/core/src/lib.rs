@@ -1,0 +1,19 @@
+//! aloft-core: the pure model of aloft. Workflow definitions and their validation, the
+//! planner's decisions, retry policy and the state model. No I/O, no clock, no AWS.
+
+pub mod canonical;
+pub mod definition;
+pub mod duration;
+pub mod graph;
+pub mod retry;
+pub mod rules;
+pub mod schema;
+pub mod source;
+pub mod state;
+pub mod validate;
+pub mod workflow;
+
+pub use definition::Definition;
+pub use duration::Duration;
+pub use state::{Failure, RunStatus, TaskState};
+pub use workflow::Workflow;

@@ -1,0 +1,265 @@
+//! complete: record an attempt's result if the task is still running that attempt, free
+//! its slots, then retry it after its backoff or settle it and plan its dependents.
+
+use serde_json::Value;
+use tracing::{debug, info, warn};
+
+use aloft_core::{Failure, TaskState};
+
+use crate::engine::{Engine, EngineError, OUTPUT_LIMIT};
+use crate::message::{Message, Outcome, TaskKey};
+use crate::plan::holder;
+use crate::ports::{Applied, Clock, Invoker, Queue, Store, TaskChange};
+use crate::record::{ItemCounts, RunRecord};
+
+impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
+    /// Handle a completion message.
+    pub(crate) async fn complete(
+        &self,
+        run_id: &str,
+        key: &TaskKey,
+        attempt: u32,
+        outcome: Outcome,
+    ) -> Result<(), EngineError> {
+        let Some(run) = self.store.run(run_id).await? else {
+            return Ok(());
+        };
+        let result = match outcome {
+            Outcome::Succeeded { output } => Ok(output),
+            Outcome::Failed { failure } => Err(failure),
+        };
+        self.finish_attempt(&run, key, attempt, result).await
+    }
+
+    /// Handle a timeout check: stop an attempt that is still running past its due time.
+    pub(crate) async fn timeout_check(
+        &self,
+        run_id: &str,
+        key: &TaskKey,
+        attempt: u32,
+        due_at: u64,
+    ) -> Result<(), EngineError> {
+        let Some(record) = self
+            .store
+            .tasks(run_id, std::slice::from_ref(key))
+            .await?
+            .pop()
+        else {
+            return Ok(());
+        };
+        if record.state != TaskState::Running || record.attempt != attempt {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        if now < due_at {
+            let check = Message::TimeoutCheck {
+                run_id: run_id.to_owned(),
+                key: key.clone(),
+                attempt,
+                due_at,
+            };
+            return Ok(self
+                .queue
+                .send(vec![self.delayed(check, due_at - now)])
+                .await?);
+        }
+        let Some(run) = self.store.run(run_id).await? else {
+            return Ok(());
+        };
+        let workflow = self.workflow(&run.version, run_id).await?;
+        let limit = workflow
+            .task(&key.task)
+            .map(|t| t.timeout.to_string())
+            .unwrap_or_default();
+        self.invoker.cancel(run_id, key, attempt).await?;
+        let failure = Failure::new(
+            Failure::TIMEOUT,
+            format!("attempt ran past its timeout of {limit}"),
+        );
+        self.finish_attempt(&run, key, attempt, Err(failure)).await
+    }
+
+    /// Record how an attempt ended: settle, or move to ready for the next attempt.
+    pub(crate) async fn finish_attempt(
+        &self,
+        run: &RunRecord,
+        key: &TaskKey,
+        attempt: u32,
+        result: Result<Value, Failure>,
+    ) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let workflow = self.workflow(&run.version, &run.id).await?;
+        let Some(task) = workflow.task(&key.task) else {
+            return Ok(());
+        };
+        let result = result.and_then(|output| stored_output(&output));
+        let mut change = TaskChange {
+            key: key.clone(),
+            from: TaskState::Running,
+            attempt,
+            to: TaskState::Succeeded,
+            new_attempt: attempt,
+            not_before: None,
+            started_at: None,
+            ended_at: Some(now),
+            output: None,
+            failure: None,
+        };
+        let retry = match &result {
+            Ok(text) => {
+                change.output = Some(text.clone());
+                None
+            }
+            Err(failure) => {
+                let retry = task
+                    .retry
+                    .next_delay(attempt, &failure.kind, self.clock.random());
+                change.to = match (retry, failure.kind.as_str()) {
+                    (Some(_), _) => TaskState::Ready,
+                    (None, Failure::TIMEOUT) => TaskState::TimedOut,
+                    (None, _) => TaskState::Failed,
+                };
+                change.failure = Some(failure.clone());
+                retry
+            }
+        };
+        if let Some(delay) = retry {
+            change.new_attempt = attempt + 1;
+            change.not_before = Some(now + delay.as_millis());
+            change.ended_at = None;
+        }
+        let applied = self.store.update_task(&run.id, &change).await?;
+        if !applied.applied {
+            return self.after_duplicate(run, key, attempt).await;
+        }
+        self.release_slots(&holder(&run.id, key, attempt)).await?;
+        if let Some(delay) = retry {
+            warn!(
+                run_id = %run.id, task = %key, attempt,
+                next_delay_ms = delay.as_millis(),
+                error = %change.failure.as_ref().map(ToString::to_string).unwrap_or_default(),
+                "task attempt failed, will retry"
+            );
+            let next = Message::Dispatch {
+                run_id: run.id.clone(),
+                key: key.clone(),
+                attempt: attempt + 1,
+            };
+            return Ok(self
+                .queue
+                .send(vec![self.delayed(next, delay.as_millis())])
+                .await?);
+        }
+        info!(run_id = %run.id, task = %key, attempt, state = %change.to, "task settled");
+        self.after_settle(run, key, applied).await
+    }
+
+    /// A result for an attempt that is no longer running: if that attempt already
+    /// settled the task, repeat the idempotent follow-ups in case an earlier delivery
+    /// stopped before them; otherwise nothing happens.
+    async fn after_duplicate(
+        &self,
+        run: &RunRecord,
+        key: &TaskKey,
+        attempt: u32,
+    ) -> Result<(), EngineError> {
+        let record = self
+            .store
+            .tasks(&run.id, std::slice::from_ref(key))
+            .await?
+            .pop();
+        let settled_here = record.is_some_and(|r| r.attempt == attempt && r.state.is_settled());
+        debug!(run_id = %run.id, task = %key, attempt, settled_here, "late or duplicate result ignored");
+        if settled_here {
+            self.release_slots(&holder(&run.id, key, attempt)).await?;
+            let plan = Message::Plan {
+                run_id: run.id.clone(),
+                settled: vec![key.task.clone()],
+            };
+            self.queue
+                .send(vec![crate::message::Outgoing::now(plan)])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// After a task or item settled: plan its dependents, or settle its parent when it
+    /// was the parent's last item.
+    async fn after_settle(
+        &self,
+        run: &RunRecord,
+        key: &TaskKey,
+        applied: Applied,
+    ) -> Result<(), EngineError> {
+        match (key.item, applied.parent) {
+            (Some(_), Some(counts)) if counts.unsettled == 0 => {
+                self.settle_parent(run, &key.task, counts).await
+            }
+            (Some(_), _) => Ok(()),
+            (None, _) => {
+                let plan = Message::Plan {
+                    run_id: run.id.clone(),
+                    settled: vec![key.task.clone()],
+                };
+                Ok(self
+                    .queue
+                    .send(vec![crate::message::Outgoing::now(plan)])
+                    .await?)
+            }
+        }
+    }
+
+    /// Settle a `for_each` task once all its items settled.
+    async fn settle_parent(
+        &self,
+        run: &RunRecord,
+        task: &str,
+        counts: ItemCounts,
+    ) -> Result<(), EngineError> {
+        let (to, failure) = if counts.failed == 0 {
+            (TaskState::Succeeded, None)
+        } else {
+            let message = format!("{} of {} items failed", counts.failed, counts.total);
+            (
+                TaskState::Failed,
+                Some(Failure::new("items_failed", message)),
+            )
+        };
+        let change = TaskChange {
+            key: TaskKey::task(task),
+            from: TaskState::Running,
+            attempt: 1,
+            to,
+            new_attempt: 1,
+            not_before: None,
+            started_at: None,
+            ended_at: Some(self.clock.now()),
+            output: None,
+            failure,
+        };
+        if self.store.update_task(&run.id, &change).await?.applied {
+            info!(run_id = %run.id, task, state = %to, items = counts.total, "task settled");
+        }
+        let plan = Message::Plan {
+            run_id: run.id.clone(),
+            settled: vec![task.to_owned()],
+        };
+        Ok(self
+            .queue
+            .send(vec![crate::message::Outgoing::now(plan)])
+            .await?)
+    }
+}
+
+/// The stored form of an output, refused when over [`OUTPUT_LIMIT`].
+fn stored_output(output: &Value) -> Result<String, Failure> {
+    let text = output.to_string();
+    if text.len() > OUTPUT_LIMIT {
+        let message = format!(
+            "output is {} bytes, over the limit of {OUTPUT_LIMIT} bytes",
+            text.len()
+        );
+        return Err(Failure::new(Failure::PAYLOAD_TOO_LARGE, message));
+    }
+    Ok(text)
+}

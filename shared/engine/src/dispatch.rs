@@ -1,0 +1,177 @@
+//! dispatch: take the task's slots, move it from ready to running for its attempt, and
+//! start it. With no free slot the message is parked until one is released.
+
+use tracing::{debug, info};
+
+use aloft_core::definition::RunSpec;
+use aloft_core::workflow::TaskPlan;
+use aloft_core::{Failure, TaskState, Workflow};
+
+use crate::engine::{Engine, EngineError};
+use crate::message::{Message, TaskKey};
+use crate::plan::holder;
+use crate::ports::{Clock, Invoker, Job, Queue, Slot, StartError, Store, TaskChange};
+use crate::record::{RunRecord, TaskRecord};
+
+impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
+    /// Handle a dispatch message.
+    pub(crate) async fn dispatch(
+        &self,
+        run_id: &str,
+        key: &TaskKey,
+        attempt: u32,
+    ) -> Result<(), EngineError> {
+        let Some(record) = self
+            .store
+            .tasks(run_id, std::slice::from_ref(key))
+            .await?
+            .pop()
+        else {
+            debug!(run_id, task = %key, "dispatch for an unknown task ignored");
+            return Ok(());
+        };
+        if record.state != TaskState::Ready || record.attempt != attempt {
+            debug!(run_id, task = %key, attempt, state = %record.state, "duplicate dispatch ignored");
+            return Ok(());
+        }
+        let Some(run) = self
+            .store
+            .run(run_id)
+            .await?
+            .filter(|r| !r.status.is_settled())
+        else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let message = Message::Dispatch {
+            run_id: run_id.to_owned(),
+            key: key.clone(),
+            attempt,
+        };
+        if now < record.not_before {
+            let wait = record.not_before - now;
+            return Ok(self.queue.send(vec![self.delayed(message, wait)]).await?);
+        }
+        let workflow = self.workflow(&run.version, run_id).await?;
+        let Some(task) = workflow.task(&key.task) else {
+            return Ok(());
+        };
+        let holder = holder(run_id, key, attempt);
+        let slots = slots(&run, &workflow, task, key);
+        if !slots.is_empty() {
+            let expires = now + task.timeout.as_millis() + self.config.lease_grace_ms;
+            if let Some(full) = self.store.acquire(&slots, &holder, now, expires).await? {
+                debug!(run_id, task = %key, attempt, scope = %full, "task waits for a slot");
+                self.store.park(&full, &message).await?;
+                return Ok(self
+                    .queue
+                    .send(vec![self.delayed(message, self.config.park_recheck_ms)])
+                    .await?);
+            }
+        }
+        self.start_attempt(&run, &workflow, task, &record).await
+    }
+
+    /// Move the task to running and start it; pass tasks finish on the spot.
+    async fn start_attempt(
+        &self,
+        run: &RunRecord,
+        workflow: &Workflow,
+        task: &TaskPlan,
+        record: &TaskRecord,
+    ) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let key = &record.key;
+        let running = TaskChange {
+            key: key.clone(),
+            from: TaskState::Ready,
+            attempt: record.attempt,
+            to: TaskState::Running,
+            new_attempt: record.attempt,
+            not_before: None,
+            started_at: Some(now),
+            ended_at: None,
+            output: None,
+            failure: None,
+        };
+        if !self.store.update_task(&run.id, &running).await?.applied {
+            debug!(run_id = %run.id, task = %key, "task already started");
+            return self
+                .release_slots(&holder(&run.id, key, record.attempt))
+                .await;
+        }
+        info!(workflow = %run.workflow, run_id = %run.id, task = %key, attempt = record.attempt, "task started");
+        if let RunSpec::Pass(pass) = &task.run {
+            let outcome = Ok(pass.result.clone());
+            return self.finish_attempt(run, key, record.attempt, outcome).await;
+        }
+        let input = match self.task_input(run, workflow, task, record).await? {
+            Ok(input) => input,
+            Err(failure) => {
+                return self
+                    .finish_attempt(run, key, record.attempt, Err(failure))
+                    .await;
+            }
+        };
+        let due_at = now + task.timeout.as_millis();
+        let check = Message::TimeoutCheck {
+            run_id: run.id.clone(),
+            key: key.clone(),
+            attempt: record.attempt,
+            due_at,
+        };
+        self.queue
+            .send(vec![self.delayed(check, due_at - now)])
+            .await?;
+        let job = Job {
+            run_id: run.id.clone(),
+            workflow: run.workflow.clone(),
+            key: key.clone(),
+            attempt: record.attempt,
+            run: task.run.clone(),
+            input,
+            workdir: run.workdir.clone(),
+            timeout: task.timeout,
+        };
+        match self.invoker.start(job).await {
+            Ok(()) => Ok(()),
+            Err(StartError::Rejected(failure)) => {
+                self.finish_attempt(run, key, record.attempt, Err(failure))
+                    .await
+            }
+            Err(StartError::Port(error)) => {
+                let failure = Failure::error(format!("could not start: {error}"));
+                self.finish_attempt(run, key, record.attempt, Err(failure))
+                    .await
+            }
+        }
+    }
+}
+
+/// The slot scopes one attempt needs: the run's task limit, its pool, and its
+/// `for_each` task's item limit.
+fn slots(run: &RunRecord, workflow: &Workflow, task: &TaskPlan, key: &TaskKey) -> Vec<Slot> {
+    let mut slots = Vec::new();
+    if let Some(capacity) = workflow.definition.concurrency.max_tasks {
+        slots.push(Slot {
+            scope: format!("run:{}", run.id),
+            capacity,
+        });
+    }
+    if let Some((pool, capacity)) = &task.pool {
+        slots.push(Slot {
+            scope: format!("pool:{pool}"),
+            capacity: *capacity,
+        });
+    }
+    if let (Some(_), Some(capacity)) = (
+        key.item,
+        task.for_each.as_ref().and_then(|f| f.max_concurrency),
+    ) {
+        slots.push(Slot {
+            scope: format!("items:{}/{}", run.id, key.task),
+            capacity,
+        });
+    }
+    slots
+}

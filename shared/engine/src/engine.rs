@@ -1,0 +1,189 @@
+//! The engine: its configuration, message routing and the steps shared by handlers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aloft_core::{Definition, Workflow};
+
+use crate::message::{Message, Outgoing};
+use crate::ports::{Clock, Invoker, PortError, Queue, Store};
+
+/// Largest stored task output, in bytes of its JSON text. An attempt whose output is
+/// larger fails with kind `payload_too_large`.
+pub const OUTPUT_LIMIT: usize = 256 * 1024;
+
+/// Largest task input document, in bytes of its JSON text. An attempt whose input would
+/// be larger fails with kind `payload_too_large` without starting.
+pub const INPUT_LIMIT: usize = 6 * 1024 * 1024;
+
+/// Timing knobs of the engine.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Longest delay one queue message can carry (SQS: 15 minutes). Longer waits re-arm.
+    pub max_queue_delay_ms: u64,
+    /// A parked message is also re-sent after this long, in case its wake-up was lost.
+    pub park_recheck_ms: u64,
+    /// Extra lifetime of a slot lease past the attempt's timeout.
+    pub lease_grace_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_queue_delay_ms: 15 * 60 * 1000,
+            park_recheck_ms: 30_000,
+            lease_grace_ms: 60_000,
+        }
+    }
+}
+
+/// Why a handler failed. The message is delivered again when the error is retryable.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A port failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// A run names a definition version the store does not have.
+    #[error("definition version {0} of run {1} is missing from the store")]
+    MissingDefinition(String, String),
+    /// A stored definition could not be read back.
+    #[error("stored definition {0} is unreadable: {1}")]
+    BadDefinition(String, String),
+    /// A start request reused an idempotency key.
+    #[error("idempotency key {key:?} was already used by run {run_id} {reason}")]
+    KeyConflict {
+        /// The key.
+        key: String,
+        /// The run that holds it.
+        run_id: String,
+        /// Why it cannot be reused.
+        reason: &'static str,
+    },
+}
+
+impl EngineError {
+    /// True when delivering the message again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Port(e) if e.retryable)
+    }
+}
+
+/// The engine over a store, a queue, an invoker and a clock.
+#[derive(Debug)]
+pub struct Engine<S, Q, I, C> {
+    pub(crate) store: S,
+    pub(crate) queue: Q,
+    pub(crate) invoker: I,
+    pub(crate) clock: C,
+    pub(crate) config: Config,
+    workflows: Mutex<HashMap<String, Arc<Workflow>>>,
+}
+
+impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
+    /// An engine over these ports.
+    pub fn new(store: S, queue: Q, invoker: I, clock: C, config: Config) -> Self {
+        Self {
+            store,
+            queue,
+            invoker,
+            clock,
+            config,
+            workflows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The invoker.
+    pub fn invoker(&self) -> &I {
+        &self.invoker
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// Handle one message from any queue.
+    pub async fn handle(&self, message: Message) -> Result<(), EngineError> {
+        match message {
+            Message::Plan { run_id, settled } => self.plan(&run_id, &settled).await,
+            Message::Dispatch {
+                run_id,
+                key,
+                attempt,
+            } => self.dispatch(&run_id, &key, attempt).await,
+            Message::Complete {
+                run_id,
+                key,
+                attempt,
+                outcome,
+            } => self.complete(&run_id, &key, attempt, outcome).await,
+            Message::TimeoutCheck {
+                run_id,
+                key,
+                attempt,
+                due_at,
+            } => self.timeout_check(&run_id, &key, attempt, due_at).await,
+            Message::DeadlineCheck { run_id, due_at } => self.deadline_check(&run_id, due_at).await,
+        }
+    }
+
+    /// The compiled workflow of a run's definition version, cached.
+    pub async fn workflow(
+        &self,
+        version: &str,
+        run_id: &str,
+    ) -> Result<Arc<Workflow>, EngineError> {
+        if let Some(found) = self.cached(version) {
+            return Ok(found);
+        }
+        let missing = || EngineError::MissingDefinition(version.to_owned(), run_id.to_owned());
+        let json = self.store.definition(version).await?.ok_or_else(missing)?;
+        let definition: Definition = serde_json::from_str(&json)
+            .map_err(|e| EngineError::BadDefinition(version.to_owned(), e.to_string()))?;
+        let compiled = Arc::new(Workflow::compile(definition));
+        self.lock_cache()
+            .insert(version.to_owned(), compiled.clone());
+        Ok(compiled)
+    }
+
+    fn cached(&self, version: &str) -> Option<Arc<Workflow>> {
+        self.lock_cache().get(version).cloned()
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Workflow>>> {
+        // The cache holds only immutable compiled definitions, so a poisoned lock still
+        // guards consistent data.
+        self.workflows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Send `message` after `delay_ms`, re-armed in steps no longer than the queue allows.
+    pub(crate) fn delayed(&self, message: Message, delay_ms: u64) -> Outgoing {
+        Outgoing::after(message, delay_ms.min(self.config.max_queue_delay_ms))
+    }
+
+    /// Release a holder's slots and wake the messages parked on each freed scope.
+    pub(crate) async fn release_slots(&self, holder: &str) -> Result<(), EngineError> {
+        let freed = self.store.release(holder).await?;
+        let mut woken = Vec::new();
+        for scope in freed {
+            woken.extend(
+                self.store
+                    .unpark(&scope, 1)
+                    .await?
+                    .into_iter()
+                    .map(Outgoing::now),
+            );
+        }
+        if !woken.is_empty() {
+            self.queue.send(woken).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,79 @@
+//! The task input document: `{"run", "input", "upstream", "item"}`.
+
+use serde_json::{Map, Value, json};
+
+use aloft_core::Failure;
+use aloft_core::TaskState;
+use aloft_core::Workflow;
+use aloft_core::workflow::TaskPlan;
+
+use crate::engine::{Engine, EngineError, INPUT_LIMIT};
+use crate::message::TaskKey;
+use crate::ports::{Clock, Invoker, Queue, Store};
+use crate::record::{RunRecord, TaskRecord};
+
+impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
+    /// Build the input of one attempt. Only direct upstreams are read; a `for_each`
+    /// upstream contributes the list of its items' outputs. An input over
+    /// [`INPUT_LIMIT`] is a `payload_too_large` failure of this attempt.
+    pub(crate) async fn task_input(
+        &self,
+        run: &RunRecord,
+        workflow: &Workflow,
+        task: &TaskPlan,
+        record: &TaskRecord,
+    ) -> Result<Result<Vec<u8>, Failure>, EngineError> {
+        let keys: Vec<TaskKey> = task
+            .upstream
+            .iter()
+            .map(|&u| TaskKey::task(&workflow.tasks[u].name))
+            .collect();
+        let mut upstream = Map::new();
+        for found in self.store.tasks(&run.id, &keys).await? {
+            let output = self.upstream_output(run, &found).await?;
+            upstream.insert(found.key.task.clone(), output);
+        }
+        let mut document = json!({
+            "run": {
+                "id": run.id,
+                "workflow": run.workflow,
+                "attempt": record.attempt,
+                "scheduled_time": crate::time::UtcTime::from_millis(run.scheduled_time).to_string(),
+            },
+            "input": run.input,
+            "upstream": upstream,
+        });
+        if let Some(item) = &record.item {
+            document["item"] = item.clone();
+        }
+        let bytes = document.to_string().into_bytes();
+        if bytes.len() > INPUT_LIMIT {
+            let message = format!(
+                "task input is {} bytes, over the limit of {INPUT_LIMIT} bytes",
+                bytes.len()
+            );
+            return Ok(Err(Failure::new(Failure::PAYLOAD_TOO_LARGE, message)));
+        }
+        Ok(Ok(bytes))
+    }
+
+    async fn upstream_output(
+        &self,
+        run: &RunRecord,
+        record: &TaskRecord,
+    ) -> Result<Value, EngineError> {
+        if record.items.is_some() && record.state == TaskState::Succeeded {
+            let outputs = self.store.item_outputs(&run.id, &record.key.task).await?;
+            return Ok(Value::Array(
+                outputs.iter().map(|o| parse_stored(o.as_deref())).collect(),
+            ));
+        }
+        Ok(parse_stored(record.output.as_deref()))
+    }
+}
+
+/// A stored output back as JSON; a missing one is null.
+pub(crate) fn parse_stored(text: Option<&str>) -> Value {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Null)
+}

@@ -1,0 +1,21 @@
+//! aloft-engine: the four handlers of aloft (trigger, plan, dispatch, complete), written
+//! once against the port traits in [`ports`] and run unchanged by every backend.
+//!
+//! Each handler is idempotent: messages arrive at least once, every state change is a
+//! conditional write on the state it leaves, and a write whose condition fails is a
+//! logged no-op.
+
+mod complete;
+mod dispatch;
+mod engine;
+mod input;
+pub mod message;
+mod plan;
+pub mod ports;
+pub mod record;
+mod time;
+mod trigger;
+
+pub use engine::{Config, Engine, EngineError, INPUT_LIMIT, OUTPUT_LIMIT};
+pub use message::{Message, Outcome, Outgoing, QueueName, TaskKey};
+pub use trigger::{StartRequest, Started};

@@ -1,0 +1,419 @@
+//! plan: start a queued run when a run slot is free, decide which waiting tasks become
+//! ready or settle as skipped, dispatch ready tasks, and settle the run when every task
+//! has settled.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::Value;
+use tracing::{debug, info, warn};
+
+use aloft_core::definition::DeadlineAction;
+use aloft_core::rules::{Decision, decide};
+use aloft_core::workflow::{ForEach, TaskPlan};
+use aloft_core::{Failure, RunStatus, TaskState, Workflow};
+
+use crate::engine::{Engine, EngineError};
+use crate::message::{Message, Outgoing, TaskKey};
+use crate::ports::{Clock, Invoker, Queue, Slot, Store, TaskChange};
+use crate::record::{RunRecord, TaskRecord};
+
+/// A run slot lease lasts this long past the deadline, or this long when there is none,
+/// so that a run abandoned for good cannot hold its workflow's slot forever.
+const RUN_LEASE_MS: u64 = 7 * 24 * 3600 * 1000;
+
+impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
+    /// Handle a plan message.
+    pub(crate) async fn plan(&self, run_id: &str, settled: &[String]) -> Result<(), EngineError> {
+        let Some(mut run) = self.store.run(run_id).await? else {
+            warn!(run_id, "plan for an unknown run ignored");
+            return Ok(());
+        };
+        if run.status.is_settled() {
+            debug!(run_id, "plan for a settled run ignored");
+            return Ok(());
+        }
+        let workflow = self.workflow(&run.version, run_id).await?;
+        if run.status == RunStatus::Queued && !self.start_run(&mut run, &workflow).await? {
+            return Ok(());
+        }
+
+        let mut candidates = if settled.is_empty() {
+            (0..workflow.tasks.len()).collect()
+        } else {
+            dependents(
+                &workflow,
+                settled.iter().filter_map(|name| workflow.index(name)),
+            )
+        };
+        let mut counters = (run.unsettled, run.failed);
+        let mut outgoing = Vec::new();
+        while !candidates.is_empty() {
+            let step = self
+                .plan_step(&run, &workflow, &candidates, &mut outgoing)
+                .await?;
+            if let Some(latest) = step.counters {
+                counters = latest;
+            }
+            candidates = dependents(
+                &workflow,
+                step.newly_settled.iter().filter_map(|n| workflow.index(n)),
+            );
+        }
+        if !outgoing.is_empty() {
+            self.queue.send(outgoing).await?;
+        }
+        if counters.0 == 0 {
+            let status = if counters.1 == 0 {
+                RunStatus::Succeeded
+            } else {
+                RunStatus::Failed
+            };
+            self.settle_run(&run, RunStatus::Running, status).await?;
+        }
+        Ok(())
+    }
+
+    /// Take the workflow's run slot and move the run to running. False when it waits.
+    async fn start_run(
+        &self,
+        run: &mut RunRecord,
+        workflow: &Workflow,
+    ) -> Result<bool, EngineError> {
+        let now = self.clock.now();
+        let deadline = workflow
+            .definition
+            .deadline
+            .map(|d| now.saturating_add(d.as_millis()));
+        if let Some(max_runs) = workflow.definition.concurrency.max_runs {
+            let slot = Slot {
+                scope: format!("workflow:{}", run.workflow),
+                capacity: max_runs,
+            };
+            let expires = deadline.unwrap_or(now).saturating_add(RUN_LEASE_MS);
+            if let Some(full) = self.store.acquire(&[slot], &run.id, now, expires).await? {
+                let plan = Message::Plan {
+                    run_id: run.id.clone(),
+                    settled: Vec::new(),
+                };
+                self.store.park(&full, &plan).await?;
+                self.queue
+                    .send(vec![self.delayed(plan, self.config.park_recheck_ms)])
+                    .await?;
+                debug!(workflow = %run.workflow, run_id = %run.id, "run waits for a run slot");
+                return Ok(false);
+            }
+        }
+        if self.store.start_run(&run.id, now, deadline).await? {
+            info!(workflow = %run.workflow, run_id = %run.id, "run started");
+            if let Some(due_at) = deadline {
+                let check = Message::DeadlineCheck {
+                    run_id: run.id.clone(),
+                    due_at,
+                };
+                self.queue
+                    .send(vec![self.delayed(check, due_at - now)])
+                    .await?;
+            }
+        }
+        run.status = RunStatus::Running;
+        run.started_at.get_or_insert(now);
+        run.deadline_at = deadline;
+        Ok(true)
+    }
+
+    /// Decide every candidate whose upstreams have settled.
+    async fn plan_step(
+        &self,
+        run: &RunRecord,
+        workflow: &Workflow,
+        candidates: &BTreeSet<usize>,
+        outgoing: &mut Vec<Outgoing>,
+    ) -> Result<Step, EngineError> {
+        let records = self.load_with_upstreams(run, workflow, candidates).await?;
+        let state_of = |i: usize| records.get(&i).map_or(TaskState::Waiting, |r| r.state);
+        let mut step = Step::default();
+        for &index in candidates {
+            let task = &workflow.tasks[index];
+            match records.get(&index) {
+                Some(record) if record.state == TaskState::Ready => {
+                    outgoing.push(dispatch(run, TaskKey::task(&task.name), record.attempt));
+                }
+                Some(record) if record.state != TaskState::Waiting => {}
+                _ if task.upstream.iter().all(|&u| state_of(u).is_settled()) => {
+                    let decision = decide(task.rule, task.upstream.iter().map(|&u| state_of(u)));
+                    self.apply_decision(run, task, decision, &records, outgoing, &mut step)
+                        .await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(step)
+    }
+
+    async fn load_with_upstreams(
+        &self,
+        run: &RunRecord,
+        workflow: &Workflow,
+        candidates: &BTreeSet<usize>,
+    ) -> Result<HashMap<usize, TaskRecord>, EngineError> {
+        let mut wanted: BTreeSet<usize> = candidates.clone();
+        for &index in candidates {
+            wanted.extend(workflow.tasks[index].upstream.iter().copied());
+        }
+        let keys: Vec<TaskKey> = wanted
+            .iter()
+            .map(|&i| TaskKey::task(&workflow.tasks[i].name))
+            .collect();
+        let records = self.store.tasks(&run.id, &keys).await?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| workflow.index(&r.key.task).map(|i| (i, r)))
+            .collect())
+    }
+
+    async fn apply_decision(
+        &self,
+        run: &RunRecord,
+        task: &TaskPlan,
+        decision: Decision,
+        records: &HashMap<usize, TaskRecord>,
+        outgoing: &mut Vec<Outgoing>,
+        step: &mut Step,
+    ) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        if let Some(state) = decision.settled_state() {
+            let change = settle_waiting(&task.name, state, now, None, None);
+            return self.settle_in_plan(run, task, change, step).await;
+        }
+        let Some(for_each) = &task.for_each else {
+            let change = TaskChange {
+                new_attempt: 1,
+                not_before: Some(now),
+                ended_at: None,
+                ..settle_waiting(&task.name, TaskState::Ready, now, None, None)
+            };
+            if self.store.update_task(&run.id, &change).await?.applied {
+                outgoing.push(dispatch(run, TaskKey::task(&task.name), 1));
+            }
+            return Ok(());
+        };
+        match items_of(records.get(&for_each.source), for_each) {
+            Ok(items) if items.is_empty() => {
+                let change = settle_waiting(&task.name, TaskState::Skipped, now, Some("[]"), None);
+                self.settle_in_plan(run, task, change, step).await
+            }
+            Ok(items) => {
+                if self
+                    .store
+                    .add_items(&run.id, &task.name, &items, now)
+                    .await?
+                {
+                    info!(run_id = %run.id, task = %task.name, items = items.len(), "task fanned out");
+                    let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
+                    outgoing
+                        .extend((0..count).map(|i| dispatch(run, TaskKey::item(&task.name, i), 1)));
+                }
+                Ok(())
+            }
+            Err(failure) => {
+                let change =
+                    settle_waiting(&task.name, TaskState::Failed, now, None, Some(failure));
+                self.settle_in_plan(run, task, change, step).await
+            }
+        }
+    }
+
+    async fn settle_in_plan(
+        &self,
+        run: &RunRecord,
+        task: &TaskPlan,
+        change: TaskChange,
+        step: &mut Step,
+    ) -> Result<(), EngineError> {
+        let applied = self.store.update_task(&run.id, &change).await?;
+        step.counters = Some((applied.run_unsettled, applied.run_failed));
+        if applied.applied {
+            info!(run_id = %run.id, task = %task.name, state = %change.to, "task settled without running");
+            step.newly_settled.push(task.name.clone());
+        }
+        Ok(())
+    }
+
+    /// Settle a run, release its run slot and record the outcome.
+    pub(crate) async fn settle_run(
+        &self,
+        run: &RunRecord,
+        from: RunStatus,
+        to: RunStatus,
+    ) -> Result<(), EngineError> {
+        if self
+            .store
+            .settle_run(&run.id, from, to, self.clock.now())
+            .await?
+        {
+            info!(workflow = %run.workflow, run_id = %run.id, status = %to, "run settled");
+        }
+        self.release_slots(&run.id).await
+    }
+
+    /// Handle a deadline check: record the SLA miss, and fail the run when asked to.
+    pub(crate) async fn deadline_check(
+        &self,
+        run_id: &str,
+        due_at: u64,
+    ) -> Result<(), EngineError> {
+        let Some(run) = self.store.run(run_id).await? else {
+            return Ok(());
+        };
+        if run.status.is_settled() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        if now < due_at {
+            let check = Message::DeadlineCheck {
+                run_id: run_id.to_owned(),
+                due_at,
+            };
+            return Ok(self
+                .queue
+                .send(vec![self.delayed(check, due_at - now)])
+                .await?);
+        }
+        if self.store.mark_sla_missed(run_id).await? {
+            warn!(workflow = %run.workflow, run_id, "run missed its deadline");
+        }
+        let workflow = self.workflow(&run.version, run_id).await?;
+        if workflow.definition.on_deadline == DeadlineAction::Fail {
+            self.stop_run(&run, RunStatus::TimedOut).await?;
+        }
+        Ok(())
+    }
+
+    /// Settle a run as `to` at once: running attempts are stopped and time out, tasks
+    /// that have not started are skipped.
+    pub(crate) async fn stop_run(&self, run: &RunRecord, to: RunStatus) -> Result<(), EngineError> {
+        if !self
+            .store
+            .settle_run(&run.id, run.status, to, self.clock.now())
+            .await?
+        {
+            return Ok(());
+        }
+        info!(workflow = %run.workflow, run_id = %run.id, status = %to, "run stopped");
+        let now = self.clock.now();
+        for task in self.store.all_tasks(&run.id).await? {
+            let to_state = match task.state {
+                TaskState::Running => TaskState::TimedOut,
+                TaskState::Waiting | TaskState::Ready => TaskState::Skipped,
+                _ => continue,
+            };
+            if task.state == TaskState::Running && task.items.is_none() {
+                self.invoker
+                    .cancel(&run.id, &task.key, task.attempt)
+                    .await?;
+            }
+            let failure = (to_state == TaskState::TimedOut)
+                .then(|| Failure::new(Failure::TIMEOUT, "the run passed its deadline"));
+            let change = TaskChange {
+                key: task.key.clone(),
+                from: task.state,
+                attempt: task.attempt,
+                to: to_state,
+                new_attempt: task.attempt,
+                not_before: None,
+                started_at: None,
+                ended_at: Some(now),
+                output: None,
+                failure,
+            };
+            self.store.update_task(&run.id, &change).await?;
+            self.release_slots(&holder(&run.id, &task.key, task.attempt))
+                .await?;
+        }
+        self.release_slots(&run.id).await
+    }
+}
+
+/// What one planning step found.
+#[derive(Default)]
+struct Step {
+    newly_settled: Vec<String>,
+    counters: Option<(u32, u32)>,
+}
+
+/// The direct dependents of some tasks.
+fn dependents(workflow: &Workflow, settled: impl Iterator<Item = usize>) -> BTreeSet<usize> {
+    settled
+        .flat_map(|i| workflow.tasks[i].downstream.iter().copied())
+        .collect()
+}
+
+fn dispatch(run: &RunRecord, key: TaskKey, attempt: u32) -> Outgoing {
+    Outgoing::now(Message::Dispatch {
+        run_id: run.id.clone(),
+        key,
+        attempt,
+    })
+}
+
+/// The holder name of one attempt's slot leases.
+pub(crate) fn holder(run_id: &str, key: &TaskKey, attempt: u32) -> String {
+    format!("{run_id}/{key}/{attempt}")
+}
+
+/// A change that settles a waiting task without running it.
+fn settle_waiting(
+    name: &str,
+    to: TaskState,
+    now: u64,
+    output: Option<&str>,
+    failure: Option<Failure>,
+) -> TaskChange {
+    TaskChange {
+        key: TaskKey::task(name),
+        from: TaskState::Waiting,
+        attempt: 0,
+        to,
+        new_attempt: 0,
+        not_before: None,
+        started_at: None,
+        ended_at: Some(now),
+        output: output.map(str::to_owned),
+        failure,
+    }
+}
+
+/// The items a `for_each` task maps over, read from its source's stored output.
+fn items_of(source: Option<&TaskRecord>, for_each: &ForEach) -> Result<Vec<Value>, Failure> {
+    let text = source.and_then(|r| r.output.as_deref()).unwrap_or("null");
+    let mut value: Value = serde_json::from_str(text)
+        .map_err(|e| Failure::new("bad_items", format!("upstream output is not JSON: {e}")))?;
+    for field in &for_each.path {
+        value = match value {
+            Value::Object(mut map) => map.remove(field).unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+    }
+    match value {
+        Value::Array(items) => Ok(items),
+        other => Err(Failure::new(
+            "bad_items",
+            format!(
+                "for_each path .{} is not a list: found {}",
+                for_each.path.join("."),
+                kind(&other)
+            ),
+        )),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,285 @@
+//! The ports the engine is written against. Each backend (embedded SQLite, AWS)
+//! implements them; unit tests may implement them with fakes.
+//!
+//! Every write that changes a task or a run is conditional on the state (and attempt)
+//! it leaves, and reports whether it applied. A write that did not apply is the normal
+//! sign of a duplicate or late message, never an error.
+
+use std::future::Future;
+
+use serde_json::Value;
+
+use aloft_core::definition::RunSpec;
+use aloft_core::{Duration, Failure, RunStatus, TaskState};
+
+use crate::message::{Message, Outgoing, TaskKey};
+use crate::record::{ItemCounts, RunRecord, TaskRecord};
+
+/// An error from a backend, sorted into retryable (the message is delivered again) or
+/// terminal.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct PortError {
+    /// What went wrong.
+    pub message: String,
+    /// True when trying again may succeed.
+    pub retryable: bool,
+}
+
+impl PortError {
+    /// A transient error.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+
+    /// A permanent error.
+    pub fn terminal(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}
+
+/// Result of a port call.
+pub type PortResult<T> = Result<T, PortError>;
+
+/// What creating a run found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// The run was created.
+    New,
+    /// A run with the same workflow and key already exists.
+    Existing {
+        /// Its id.
+        run_id: String,
+        /// Its canonical input, to compare with the new request's.
+        input: String,
+        /// Its status.
+        status: RunStatus,
+    },
+}
+
+/// A conditional change of one task: applied only if the task is in `from` with
+/// `attempt`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskChange {
+    /// Which task.
+    pub key: TaskKey,
+    /// The state it must be in.
+    pub from: TaskState,
+    /// The attempt it must be at.
+    pub attempt: u32,
+    /// The state it moves to.
+    pub to: TaskState,
+    /// The attempt it moves to.
+    pub new_attempt: u32,
+    /// Earliest start of the new attempt.
+    pub not_before: Option<u64>,
+    /// Start time of the attempt.
+    pub started_at: Option<u64>,
+    /// Settle time.
+    pub ended_at: Option<u64>,
+    /// Output JSON text.
+    pub output: Option<String>,
+    /// Failure.
+    pub failure: Option<Failure>,
+}
+
+/// What a conditional task change did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// False when the condition did not hold: nothing changed.
+    pub applied: bool,
+    /// The run's counters after the change (top-level tasks unsettled and failed).
+    pub run_unsettled: u32,
+    /// The run's failed top-level tasks after the change.
+    pub run_failed: u32,
+    /// For an item that settled: its parent's counters after the change.
+    pub parent: Option<ItemCounts>,
+}
+
+/// One concurrency scope a task needs a slot of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    /// Scope name, such as `run:<id>` or `pool:<name>`.
+    pub scope: String,
+    /// Most holders at once.
+    pub capacity: u32,
+}
+
+/// Durable state: runs, tasks, definitions and slot leases.
+pub trait Store: Send + Sync {
+    /// Store a definition under its version (idempotent).
+    fn put_definition(
+        &self,
+        version: &str,
+        json: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// The definition JSON stored under `version`.
+    fn definition(&self, version: &str) -> impl Future<Output = PortResult<Option<String>>> + Send;
+
+    /// Create a run and its tasks, unless a run with the same workflow and key exists.
+    fn create_run(
+        &self,
+        run: &RunRecord,
+        tasks: &[TaskRecord],
+    ) -> impl Future<Output = PortResult<Created>> + Send;
+
+    /// One run.
+    fn run(&self, run_id: &str) -> impl Future<Output = PortResult<Option<RunRecord>>> + Send;
+
+    /// Some tasks of a run; keys never written are left out.
+    fn tasks(
+        &self,
+        run_id: &str,
+        keys: &[TaskKey],
+    ) -> impl Future<Output = PortResult<Vec<TaskRecord>>> + Send;
+
+    /// Every task and item of a run.
+    fn all_tasks(&self, run_id: &str) -> impl Future<Output = PortResult<Vec<TaskRecord>>> + Send;
+
+    /// The outputs of a `for_each` task's items, in item order (`None` for items
+    /// without output).
+    fn item_outputs(
+        &self,
+        run_id: &str,
+        task: &str,
+    ) -> impl Future<Output = PortResult<Vec<Option<String>>>> + Send;
+
+    /// Move a run from `queued` to `running`.
+    fn start_run(
+        &self,
+        run_id: &str,
+        now: u64,
+        deadline_at: Option<u64>,
+    ) -> impl Future<Output = PortResult<bool>> + Send;
+
+    /// Move a run from `from` to the settled `to`.
+    fn settle_run(
+        &self,
+        run_id: &str,
+        from: RunStatus,
+        to: RunStatus,
+        now: u64,
+    ) -> impl Future<Output = PortResult<bool>> + Send;
+
+    /// Record that a run missed its deadline; false if already recorded.
+    fn mark_sla_missed(&self, run_id: &str) -> impl Future<Output = PortResult<bool>> + Send;
+
+    /// Apply a conditional task change. When the task settles, the run's counters (or
+    /// for an item, its parent's) are updated in the same atomic write.
+    fn update_task(
+        &self,
+        run_id: &str,
+        change: &TaskChange,
+    ) -> impl Future<Output = PortResult<Applied>> + Send;
+
+    /// Expand a waiting `for_each` task into ready items, moving it to running.
+    fn add_items(
+        &self,
+        run_id: &str,
+        task: &str,
+        items: &[Value],
+        now: u64,
+    ) -> impl Future<Output = PortResult<bool>> + Send;
+
+    /// Take one slot in every scope for `holder`, all or none. Returns the first full
+    /// scope, or `None` when granted. A holder that already holds a scope keeps it.
+    fn acquire(
+        &self,
+        slots: &[Slot],
+        holder: &str,
+        now: u64,
+        expires_at: u64,
+    ) -> impl Future<Output = PortResult<Option<String>>> + Send;
+
+    /// Release every slot `holder` holds; returns the scopes that had one.
+    fn release(&self, holder: &str) -> impl Future<Output = PortResult<Vec<String>>> + Send;
+
+    /// Park a message until a slot of `scope` is released.
+    fn park(&self, scope: &str, message: &Message) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// Take up to `limit` messages parked on `scope`, oldest first.
+    fn unpark(
+        &self,
+        scope: &str,
+        limit: usize,
+    ) -> impl Future<Output = PortResult<Vec<Message>>> + Send;
+}
+
+/// The three queues.
+pub trait Queue: Send + Sync {
+    /// Send messages, each after its delay.
+    fn send(&self, messages: Vec<Outgoing>) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// One attempt of a `command` or `lambda` task to start.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// The run.
+    pub run_id: String,
+    /// The workflow.
+    pub workflow: String,
+    /// The task.
+    pub key: TaskKey,
+    /// The attempt.
+    pub attempt: u32,
+    /// What to run.
+    pub run: RunSpec,
+    /// The task input document, JSON.
+    pub input: Vec<u8>,
+    /// Working folder for commands.
+    pub workdir: Option<String>,
+    /// Time limit of the attempt.
+    pub timeout: Duration,
+}
+
+/// Why a job could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The attempt cannot run as given; it fails with this failure.
+    #[error("{0}")]
+    Rejected(Failure),
+    /// The backend failed; the dispatch message is delivered again.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Starts and stops task attempts. A started attempt reports back with a `Complete`
+/// message on the complete queue.
+pub trait Invoker: Send + Sync {
+    /// Start an attempt; returns once it is started, not finished.
+    fn start(&self, job: Job) -> impl Future<Output = Result<(), StartError>> + Send;
+
+    /// Stop an attempt that ran out of time (best effort; it may already be gone).
+    fn cancel(
+        &self,
+        run_id: &str,
+        key: &TaskKey,
+        attempt: u32,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// The time, in ms since the Unix epoch, and a source of randomness for jitter.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> u64;
+
+    /// A uniformly random u64.
+    fn random(&self) -> u64;
+}
+
+impl<T: Clock + ?Sized> Clock for std::sync::Arc<T> {
+    fn now(&self) -> u64 {
+        (**self).now()
+    }
+
+    fn random(&self) -> u64 {
+        (**self).random()
+    }
+}

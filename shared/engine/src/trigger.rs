@@ -1,0 +1,156 @@
+//! trigger: create a run idempotently and ask for its first planning.
+
+use serde_json::Value;
+use tracing::info;
+
+use aloft_core::canonical::{canonical_json, content_hash};
+use aloft_core::{Definition, RunStatus};
+
+use crate::engine::{Engine, EngineError};
+use crate::message::{Message, Outgoing, TaskKey};
+use crate::ports::{Clock, Created, Invoker, Queue, Store};
+use crate::record::{RunRecord, TaskRecord};
+
+/// A request to start a run.
+#[derive(Clone, Debug)]
+pub struct StartRequest {
+    /// The validated definition to run.
+    pub definition: Definition,
+    /// The run input.
+    pub input: Value,
+    /// Caller's idempotency key: one run per workflow and key.
+    pub idempotency_key: Option<String>,
+    /// The schedule tick this run is for, if any (ms since the epoch).
+    pub scheduled_time: Option<u64>,
+    /// Working folder of command tasks (embedded backend).
+    pub workdir: Option<String>,
+}
+
+/// What a start request did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Started {
+    /// The run's id.
+    pub run_id: String,
+    /// False when an existing run with the same key and input was returned.
+    pub created: bool,
+}
+
+impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
+    /// Create a run, unless the idempotency key already names one; then plan it.
+    pub async fn trigger(&self, request: StartRequest) -> Result<Started, EngineError> {
+        let now = self.clock.now();
+        let definition_json = serde_json::to_value(&request.definition).map_err(|e| {
+            EngineError::BadDefinition(request.definition.name.clone(), e.to_string())
+        })?;
+        let version = content_hash(&definition_json);
+        self.store
+            .put_definition(&version, &definition_json.to_string())
+            .await?;
+
+        let run_id = new_run_id(now, self.clock.random());
+        let run = RunRecord {
+            id: run_id.clone(),
+            workflow: request.definition.name.clone(),
+            version,
+            status: RunStatus::Queued,
+            input: request.input,
+            key: request.idempotency_key,
+            created_at: now,
+            started_at: None,
+            ended_at: None,
+            deadline_at: None,
+            sla_missed: false,
+            unsettled: u32::try_from(request.definition.tasks.len()).unwrap_or(u32::MAX),
+            failed: 0,
+            scheduled_time: request.scheduled_time.unwrap_or(now),
+            workdir: request.workdir,
+        };
+        let tasks: Vec<TaskRecord> = request
+            .definition
+            .tasks
+            .keys()
+            .map(|name| TaskRecord::waiting(TaskKey::task(name)))
+            .collect();
+
+        match self.store.create_run(&run, &tasks).await? {
+            Created::New => {
+                info!(workflow = %run.workflow, run_id = %run.id, "run created");
+                let plan = Message::Plan {
+                    run_id: run_id.clone(),
+                    settled: Vec::new(),
+                };
+                self.queue.send(vec![Outgoing::now(plan)]).await?;
+                Ok(Started {
+                    run_id,
+                    created: true,
+                })
+            }
+            Created::Existing {
+                run_id,
+                input,
+                status,
+            } => existing_run(&run, run_id, &input, status),
+        }
+    }
+}
+
+/// Decide what a start with an already used key gets: the same run for a true duplicate
+/// of a run still going, an error otherwise.
+fn existing_run(
+    request: &RunRecord,
+    run_id: String,
+    stored_input: &str,
+    status: RunStatus,
+) -> Result<Started, EngineError> {
+    let key = request.key.clone().unwrap_or_default();
+    if stored_input != canonical_json(&request.input) {
+        return Err(EngineError::KeyConflict {
+            key,
+            run_id,
+            reason: "with another input",
+        });
+    }
+    if status.is_settled() {
+        return Err(EngineError::KeyConflict {
+            key,
+            run_id,
+            reason: "and that run has settled",
+        });
+    }
+    info!(workflow = %request.workflow, run_id = %run_id, "duplicate start returned the existing run");
+    Ok(Started {
+        run_id,
+        created: false,
+    })
+}
+
+/// A run id that sorts by creation time: `YYYYMMDD-HHMMSS-` and six random hex digits.
+pub(crate) fn new_run_id(now_ms: u64, random: u64) -> String {
+    let t = crate::time::UtcTime::from_millis(now_ms);
+    format!(
+        "{:04}{:02}{:02}-{:02}{:02}{:02}-{:06x}",
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        random & 0xff_ffff
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_show_the_utc_creation_time() {
+        // 2026-12-04T16:31:50Z
+        assert_eq!(
+            new_run_id(1_796_401_910_000, 0xabcdef12),
+            "20261204-163150-cdef12"
+        );
+        assert_eq!(new_run_id(951_782_400_000, 1), "20000229-000000-000001");
+        assert_eq!(new_run_id(0, 0), "19700101-000000-000000");
+    }
+}

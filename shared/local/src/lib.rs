@@ -1,0 +1,17 @@
+//! aloft-local: the embedded backend. SQLite (WAL) holds the store and the three queues;
+//! command tasks run as local processes; lambda tasks go through the Lambda Invoke API.
+//! The same engine as on AWS drives it, one process per run.
+
+pub mod clock;
+pub mod db;
+pub mod files;
+pub mod invoker;
+pub mod lambda;
+pub mod process;
+pub mod query;
+pub mod runner;
+mod store;
+
+pub use clock::{ManualClock, SystemClock};
+pub use db::Sqlite;
+pub use runner::{DeferredInvoker, Runner, StepReport};

@@ -1,0 +1,441 @@
+//! The embedded runner: drives one run by receiving its due messages from the SQLite
+//! queues and handling them in batches, one transaction per batch.
+//!
+//! A batch's writes, sends and acknowledgements commit together; starts of processes
+//! happen only after the commit. A runner killed at any point therefore leaves either
+//! the batch undone (its messages are received again) or done (its starts are found by
+//! [`Runner::recover`]).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::params;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tracing::{error, warn};
+
+use aloft_core::RunStatus;
+use aloft_core::definition::RunSpec;
+use aloft_engine::message::{Message, Outgoing};
+use aloft_engine::ports::{Clock, Invoker, Job, Queue, Store};
+use aloft_engine::record::RunRecord;
+use aloft_engine::{Config, Engine, EngineError, StartRequest, Started};
+
+use crate::db::{DbError, Sqlite, port_error};
+use crate::files::AttemptFiles;
+use crate::invoker::LocalInvoker;
+use crate::process;
+
+/// The engine over the embedded ports.
+pub type LocalEngine<I = LocalInvoker> = Engine<Sqlite, Sqlite, I, Arc<dyn Clock>>;
+
+/// An invoker whose starts wait for the runner's commit: the runner flushes them after
+/// the transaction that moved their tasks to running, and discards them if it rolled
+/// back.
+pub trait DeferredInvoker: Invoker {
+    /// How many starts are waiting.
+    fn pending(&self) -> usize;
+    /// Forget the starts recorded after the first `keep`.
+    fn discard_after(&self, keep: usize);
+    /// Start everything recorded.
+    fn flush(&self);
+}
+
+/// Most messages handled in one transaction.
+const BATCH: usize = 2048;
+
+/// A message that fails this many times is dropped and its run failed.
+const MAX_RECEIVES: u32 = 5;
+
+/// Longest idle wait before looking at the queues again (other processes may have
+/// woken a parked message of this run).
+const IDLE_POLL_MS: u64 = 100;
+
+/// The embedded backend: database, invoker and engine, driving runs in this process.
+pub struct Runner<I = LocalInvoker> {
+    engine: LocalEngine<I>,
+    completions: UnboundedReceiver<Message>,
+}
+
+impl<I> std::fmt::Debug for Runner<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("db", self.engine.store())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one step did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepReport {
+    /// Messages handled.
+    pub handled: usize,
+}
+
+impl Runner<LocalInvoker> {
+    /// Open the database at `path` and build the engine over it.
+    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, DbError> {
+        let db = Sqlite::open(path, clock.clone())?;
+        let (sender, completions) = unbounded_channel();
+        let invoker = LocalInvoker::new(db.files(), sender);
+        Ok(Self::with_invoker(
+            db,
+            invoker,
+            completions,
+            Config::default(),
+        ))
+    }
+}
+
+impl<I: DeferredInvoker> Runner<I> {
+    /// A runner over an open database and an invoker that reports to `completions`.
+    pub fn with_invoker(
+        db: Sqlite,
+        invoker: I,
+        completions: UnboundedReceiver<Message>,
+        config: Config,
+    ) -> Self {
+        let clock = db.clock().clone();
+        let engine = Engine::new(db.clone(), db, invoker, clock, config);
+        Self {
+            engine,
+            completions,
+        }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Sqlite {
+        self.engine.store()
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &LocalEngine<I> {
+        &self.engine
+    }
+
+    /// Create a run (or find the one its idempotency key names).
+    pub async fn start(&self, request: StartRequest) -> Result<Started, EngineError> {
+        self.db().begin()?;
+        match self.engine.trigger(request).await {
+            Ok(started) => {
+                self.db().commit()?;
+                Ok(started)
+            }
+            Err(error) => {
+                self.db().rollback();
+                Err(error)
+            }
+        }
+    }
+
+    /// Drive a run until it settles, calling `progress` after every step that did work.
+    pub async fn drive(
+        &mut self,
+        run_id: &str,
+        progress: &mut dyn FnMut(&Sqlite),
+    ) -> Result<RunRecord, EngineError> {
+        loop {
+            let report = self.step(run_id).await?;
+            if report.handled > 0 {
+                progress(self.db());
+            }
+            let run = self.engine.store().run(run_id).await?;
+            match run {
+                Some(run) if run.status.is_settled() => return Ok(run),
+                None => {
+                    return Err(EngineError::Port(port_error(
+                        rusqlite::Error::QueryReturnedNoRows,
+                    )));
+                }
+                Some(_) if report.handled > 0 => continue,
+                Some(_) => self.idle(run_id).await?,
+            }
+        }
+    }
+
+    /// Wait until a message of the run is due or an attempt finishes.
+    async fn idle(&mut self, run_id: &str) -> Result<(), EngineError> {
+        let now = self.engine.clock().now();
+        let wait = match next_visible(self.db(), run_id)? {
+            Some(at) => at.saturating_sub(now).min(IDLE_POLL_MS),
+            None => IDLE_POLL_MS,
+        };
+        tokio::select! {
+            finished = self.completions.recv() => {
+                if let Some(message) = finished {
+                    self.enqueue(vec![Outgoing::now(message)]).await?;
+                }
+            }
+            () = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+        }
+        Ok(())
+    }
+
+    async fn enqueue(&self, messages: Vec<Outgoing>) -> Result<(), EngineError> {
+        self.db().begin()?;
+        let sent = self.db().send(messages).await;
+        match sent {
+            Ok(()) => Ok(self.db().commit()?),
+            Err(error) => {
+                self.db().rollback();
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Handle every message of the run that is due now, in one transaction, then start
+    /// the attempts it dispatched.
+    pub async fn step(&mut self, run_id: &str) -> Result<StepReport, EngineError> {
+        let mut finished = Vec::new();
+        while let Ok(message) = self.completions.try_recv() {
+            finished.push(Outgoing::now(message));
+        }
+        let db = self.db().clone();
+        db.begin()?;
+        let result = self.step_in_transaction(&db, run_id, finished).await;
+        match result {
+            Ok(report) => {
+                db.commit()?;
+                self.engine.invoker().flush();
+                Ok(report)
+            }
+            Err(error) => {
+                db.rollback();
+                self.engine.invoker().discard_after(0);
+                Err(error)
+            }
+        }
+    }
+
+    async fn step_in_transaction(
+        &self,
+        db: &Sqlite,
+        run_id: &str,
+        finished: Vec<Outgoing>,
+    ) -> Result<StepReport, EngineError> {
+        if !finished.is_empty() {
+            db.send(finished).await?;
+        }
+        let now = self.engine.clock().now();
+        let due = receive(db, run_id, now)?;
+        let handled = due.len();
+        for (ids, message) in coalesce(due) {
+            self.handle_one(db, &ids, message).await?;
+        }
+        Ok(StepReport { handled })
+    }
+
+    /// Handle one message inside a savepoint; a failure undoes only its own writes.
+    async fn handle_one(
+        &self,
+        db: &Sqlite,
+        ids: &[i64],
+        message: Message,
+    ) -> Result<(), EngineError> {
+        let starts = self.engine.invoker().pending();
+        db.savepoint("message")?;
+        match self.engine.handle(message.clone()).await {
+            Ok(()) => {
+                db.release_savepoint("message")?;
+                delete(db, ids)
+            }
+            Err(failure) => {
+                db.rollback_savepoint("message")?;
+                self.engine.invoker().discard_after(starts);
+                self.redeliver_or_drop(db, ids, &message, &failure).await
+            }
+        }
+    }
+
+    async fn redeliver_or_drop(
+        &self,
+        db: &Sqlite,
+        ids: &[i64],
+        message: &Message,
+        failure: &EngineError,
+    ) -> Result<(), EngineError> {
+        let receives = bump_receives(db, ids, self.engine.clock().now())?;
+        if failure.is_retryable() && receives < MAX_RECEIVES {
+            warn!(run_id = message.run_id(), receives, error = %failure, "message failed, will be received again");
+            return Ok(());
+        }
+        error!(run_id = message.run_id(), receives, error = %failure, "message dropped, run failed");
+        delete(db, ids)?;
+        let now = self.engine.clock().now();
+        for from in [RunStatus::Queued, RunStatus::Running] {
+            self.engine
+                .store()
+                .settle_run(message.run_id(), from, RunStatus::Failed, now)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Runner<LocalInvoker> {
+    /// After the runner of a run was killed: learn how each attempt that was running
+    /// ended, follow the ones still running, start the ones never started, and plan
+    /// the run again.
+    pub async fn recover(&mut self, run_id: &str) -> Result<Option<RunRecord>, EngineError> {
+        let Some(run) = self.engine.store().run(run_id).await? else {
+            return Ok(None);
+        };
+        if run.status.is_settled() {
+            return Ok(Some(run));
+        }
+        let workflow = self.engine.workflow(&run.version, run_id).await?;
+        let runs = self.db().files().to_owned();
+        let mut finished = Vec::new();
+        for task in self.engine.store().all_tasks(run_id).await? {
+            if task.state != aloft_core::TaskState::Running || task.items.is_some() {
+                continue;
+            }
+            let Some(plan) = workflow.task(&task.key.task) else {
+                continue;
+            };
+            let files = AttemptFiles::new(&runs, run_id, &task.key, task.attempt);
+            let complete = |outcome| Message::Complete {
+                run_id: run_id.to_owned(),
+                key: task.key.clone(),
+                attempt: task.attempt,
+                outcome,
+            };
+            if let Some(outcome) =
+                process::read_outcome(&files).or_else(|| process::read_result(&files))
+            {
+                finished.push(Outgoing::now(complete(outcome)));
+            } else if process::is_alive(&files) {
+                self.engine
+                    .invoker()
+                    .watch(run_id, &task.key, task.attempt, files);
+            } else if files.started().exists()
+                || !files.input().exists()
+                || matches!(plan.run, RunSpec::Pass(_))
+            {
+                finished.push(Outgoing::now(complete(process::lost())));
+            } else {
+                let job = Job {
+                    run_id: run_id.to_owned(),
+                    workflow: run.workflow.clone(),
+                    key: task.key.clone(),
+                    attempt: task.attempt,
+                    run: plan.run.clone(),
+                    input: std::fs::read(files.input()).unwrap_or_default(),
+                    workdir: run.workdir.clone(),
+                    timeout: plan.timeout,
+                };
+                if let Err(failure) = self.engine.invoker().launch_recovered(job, files) {
+                    finished.push(Outgoing::now(complete(aloft_engine::Outcome::Failed {
+                        failure,
+                    })));
+                }
+            }
+        }
+        finished.push(Outgoing::now(Message::Plan {
+            run_id: run_id.to_owned(),
+            settled: Vec::new(),
+        }));
+        self.enqueue(finished).await?;
+        Ok(Some(run))
+    }
+}
+
+/// Messages of a run due at `now`, oldest first.
+fn receive(db: &Sqlite, run_id: &str, now: u64) -> Result<Vec<(i64, Message)>, EngineError> {
+    let conn = db.conn();
+    let mut select = conn
+        .prepare_cached(
+            "SELECT id, body FROM messages WHERE run_id = ?1 AND visible_at <= ?2 \
+             ORDER BY visible_at, id LIMIT ?3",
+        )
+        .map_err(port_error)?;
+    let rows = select
+        .query_map(params![run_id, now, BATCH as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(port_error)?;
+    let mut due = Vec::new();
+    for row in rows {
+        let (id, body) = row.map_err(port_error)?;
+        match serde_json::from_str(&body) {
+            Ok(message) => due.push((id, message)),
+            Err(e) => {
+                error!(run_id, message_id = id, error = %e, "unreadable message dropped");
+                conn.execute("DELETE FROM messages WHERE id = ?1", [id])
+                    .map_err(port_error)?;
+            }
+        }
+    }
+    Ok(due)
+}
+
+/// Merge the plan messages of a batch into one: planning the union of what settled is
+/// what planning each would do, and a fan-in then reads its upstreams once per batch.
+fn coalesce(due: Vec<(i64, Message)>) -> Vec<(Vec<i64>, Message)> {
+    let mut out: Vec<(Vec<i64>, Message)> = Vec::with_capacity(due.len());
+    let mut plan_at: Option<usize> = None;
+    for (id, message) in due {
+        match (message, plan_at) {
+            (Message::Plan { settled, .. }, Some(at)) => {
+                let (ids, merged) = &mut out[at];
+                ids.push(id);
+                if let Message::Plan { settled: all, .. } = merged {
+                    merge_settled(all, settled);
+                }
+            }
+            (message @ Message::Plan { .. }, None) => {
+                plan_at = Some(out.len());
+                out.push((vec![id], message));
+            }
+            (message, _) => out.push((vec![id], message)),
+        }
+    }
+    out
+}
+
+/// An empty list means "every task", which absorbs any other list.
+fn merge_settled(all: &mut Vec<String>, more: Vec<String>) {
+    if all.is_empty() || more.is_empty() {
+        all.clear();
+    } else {
+        all.extend(more);
+    }
+}
+
+fn delete(db: &Sqlite, ids: &[i64]) -> Result<(), EngineError> {
+    let conn = db.conn();
+    let mut delete = conn
+        .prepare_cached("DELETE FROM messages WHERE id = ?1")
+        .map_err(port_error)?;
+    for id in ids {
+        delete.execute([id]).map_err(port_error)?;
+    }
+    Ok(())
+}
+
+fn bump_receives(db: &Sqlite, ids: &[i64], now: u64) -> Result<u32, EngineError> {
+    let conn = db.conn();
+    let mut most = 0;
+    for id in ids {
+        let receives: u32 = conn
+            .query_row(
+                "UPDATE messages SET receives = receives + 1, visible_at = ?2 + 1000 * (receives + 1) \
+                 WHERE id = ?1 RETURNING receives",
+                params![id, now],
+                |r| r.get(0),
+            )
+            .map_err(port_error)?;
+        most = most.max(receives);
+    }
+    Ok(most)
+}
+
+/// When the next message of a run becomes due.
+pub fn next_visible(db: &Sqlite, run_id: &str) -> Result<Option<u64>, EngineError> {
+    let conn = db.conn();
+    conn.query_row(
+        "SELECT min(visible_at) FROM messages WHERE run_id = ?1",
+        [run_id],
+        |r| r.get(0),
+    )
+    .map_err(|e| port_error(e).into())
+}
