@@ -90,7 +90,7 @@ impl fmt::Display for Duration {
             (1_000, "s"),
         ];
         for (size, unit) in units {
-            if self.millis != 0 && self.millis % size == 0 {
+            if self.millis != 0 && self.millis.is_multiple_of(size) {
                 return write!(f, "{}{unit}", self.millis / size);
             }
         }

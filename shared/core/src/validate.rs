@@ -439,15 +439,55 @@ fn cycles(definition: &Definition) -> Vec<Problem> {
         tarjan.visit(&graph, root);
     }
     let mut groups = tarjan.groups;
-    groups.sort_by_key(|&(_, first)| first);
+    groups.sort_by_key(|group| group.first().copied());
     groups
-        .into_iter()
-        .map(|(id, first)| cycle_problem(&graph, &tarjan.component, id, first))
+        .iter()
+        .map(|members| cycle_problem(&graph, &tarjan.component, members))
         .collect()
 }
 
-/// The shortest cycle through `start` inside its component, found breadth first.
-fn cycle_problem(graph: &Graph<'_>, component: &[usize], id: usize, start: usize) -> Problem {
+/// Most tasks named besides the reported cycle when its group holds more.
+const MAX_OTHERS_NAMED: usize = 10;
+
+/// The shortest cycle through the group's first task, and the group's other tasks.
+fn cycle_problem(graph: &Graph<'_>, component: &[usize], members: &[usize]) -> Problem {
+    let start = members.first().copied().unwrap_or_default();
+    let path = shortest_cycle(graph, component, start);
+    let entry = graph.edges[start]
+        .iter()
+        .find(|(upstream, _)| path.get(1) == Some(upstream));
+    let names: Vec<&str> = path.iter().map(|&task| graph.names[task]).collect();
+    let mut message = format!("cycle in depends_on: {}", names.join(" -> "));
+    let on_path: HashSet<usize> = path.iter().copied().collect();
+    let others: Vec<&str> = members
+        .iter()
+        .filter(|task| !on_path.contains(task))
+        .map(|&task| graph.names[task])
+        .collect();
+    if !others.is_empty() {
+        let shown = others[..others.len().min(MAX_OTHERS_NAMED)].join(", ");
+        let more = others.len().saturating_sub(MAX_OTHERS_NAMED);
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        message.push_str(&format!(
+            " (also on cycles with these tasks: {shown}{more})"
+        ));
+    }
+    let depends_on = FieldPath::task(graph.names[start], Some("depends_on"));
+    Problem {
+        path: depends_on.index(entry.map_or(0, |&(_, index)| index)),
+        target: Target::Value,
+        reads: Vec::new(),
+        message,
+    }
+}
+
+/// The shortest cycle through `start` inside its component, found breadth first: the
+/// tasks from `start` back to `start`, along depends_on.
+fn shortest_cycle(graph: &Graph<'_>, component: &[usize], start: usize) -> Vec<usize> {
     let mut parent: HashMap<usize, usize> = HashMap::new();
     let mut queue = VecDeque::from([start]);
     let mut last = start;
@@ -457,7 +497,7 @@ fn cycle_problem(graph: &Graph<'_>, component: &[usize], id: usize, start: usize
                 last = task;
                 break 'search;
             }
-            if component[upstream] == id && !parent.contains_key(&upstream) {
+            if component[upstream] == component[start] && !parent.contains_key(&upstream) {
                 parent.insert(upstream, task);
                 queue.push_back(upstream);
             }
@@ -469,17 +509,7 @@ fn cycle_problem(graph: &Graph<'_>, component: &[usize], id: usize, start: usize
     }
     path.reverse();
     path.push(start);
-    let entry = graph.edges[start]
-        .iter()
-        .find(|(upstream, _)| *upstream == path[1]);
-    let names: Vec<&str> = path.iter().map(|&task| graph.names[task]).collect();
-    let depends_on = FieldPath::task(graph.names[start], Some("depends_on"));
-    Problem {
-        path: depends_on.index(entry.map_or(0, |&(_, index)| index)),
-        target: Target::Value,
-        reads: Vec::new(),
-        message: format!("cycle in depends_on: {}", names.join(" -> ")),
-    }
+    path
 }
 
 /// Tarjan's strongly connected components, with an explicit stack instead of recursion.
@@ -493,8 +523,8 @@ struct Tarjan {
     /// Each task's component id.
     component: Vec<usize>,
     next_component: usize,
-    /// Components of two or more tasks: id and first task in file order.
-    groups: Vec<(usize, usize)>,
+    /// Components of two or more tasks, their members in file order.
+    groups: Vec<Vec<usize>>,
 }
 
 impl Tarjan {
@@ -553,19 +583,18 @@ impl Tarjan {
     fn close_component(&mut self, root: usize) {
         let id = self.next_component;
         self.next_component += 1;
-        let mut size = 0;
-        let mut first = root;
+        let mut members = Vec::new();
         while let Some(member) = self.stack.pop() {
             self.on_stack[member] = false;
             self.component[member] = id;
-            size += 1;
-            first = first.min(member);
+            members.push(member);
             if member == root {
                 break;
             }
         }
-        if size > 1 {
-            self.groups.push((id, first));
+        if members.len() > 1 {
+            members.sort_unstable();
+            self.groups.push(members);
         }
     }
 }

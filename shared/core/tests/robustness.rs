@@ -84,6 +84,11 @@ proptest! {
     }
 
     #[test]
+    fn printable_text_never_panics(text in "[ -~\t\n]{0,300}") {
+        let _ = load_str("printable.yaml", &text);
+    }
+
+    #[test]
     fn yaml_shaped_noise_never_panics(text in noise()) {
         if let Err(diagnostics) = load_str("noise.yaml", &text) {
             prop_assert!(!diagnostics.0.is_empty());

@@ -2,12 +2,7 @@
 //! the Lambda Invoke API, configured the usual aws-config way (region, credentials,
 //! `AWS_ENDPOINT_URL` for a local emulator).
 
-use std::sync::Arc;
-
-use aws_sdk_lambda::Client;
-use aws_sdk_lambda::primitives::Blob;
 use serde_json::Value;
-use tokio::sync::OnceCell;
 
 use aloft_core::Failure;
 use aloft_engine::Outcome;
@@ -15,9 +10,22 @@ use aloft_engine::Outcome;
 /// Calls Lambda functions; the client is built on first use.
 #[derive(Clone, Debug, Default)]
 pub struct LambdaCaller {
-    client: Arc<OnceCell<Client>>,
+    #[cfg(feature = "lambda")]
+    client: std::sync::Arc<tokio::sync::OnceCell<aws_sdk_lambda::Client>>,
 }
 
+#[cfg(not(feature = "lambda"))]
+impl LambdaCaller {
+    /// Without the `lambda` feature every invoke fails, saying so.
+    pub async fn invoke(&self, function: &str, _payload: Vec<u8>) -> Outcome {
+        let message = format!("cannot invoke {function}: built without the lambda feature");
+        Outcome::Failed {
+            failure: Failure::error(message),
+        }
+    }
+}
+
+#[cfg(feature = "lambda")]
 impl LambdaCaller {
     /// Invoke `function` with `payload` and wait for its result.
     pub async fn invoke(&self, function: &str, payload: Vec<u8>) -> Outcome {
@@ -25,13 +33,13 @@ impl LambdaCaller {
             .client
             .get_or_init(|| async {
                 let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-                Client::new(&config)
+                aws_sdk_lambda::Client::new(&config)
             })
             .await;
         let response = client
             .invoke()
             .function_name(function)
-            .payload(Blob::new(payload))
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload))
             .send()
             .await;
         match response {

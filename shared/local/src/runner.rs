@@ -56,7 +56,7 @@ pub struct Runner<I = LocalInvoker> {
     completions: UnboundedReceiver<Message>,
 }
 
-impl<I> std::fmt::Debug for Runner<I> {
+impl<I: DeferredInvoker> std::fmt::Debug for Runner<I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runner")
             .field("db", self.engine.store())
@@ -215,11 +215,20 @@ impl<I: DeferredInvoker> Runner<I> {
         if !finished.is_empty() {
             db.send(finished).await?;
         }
-        let now = self.engine.clock().now();
-        let due = receive(db, run_id, now)?;
-        let handled = due.len();
-        for (ids, message) in coalesce(due) {
-            self.handle_one(db, &ids, message).await?;
+        // Messages sent while handling are visible to this transaction at once, so keep
+        // receiving until nothing is due or the batch is full: a chain of tasks advances
+        // several steps per commit.
+        let mut handled = 0;
+        while handled < BATCH {
+            let now = self.engine.clock().now();
+            let due = receive(db, run_id, now, BATCH - handled)?;
+            if due.is_empty() {
+                break;
+            }
+            handled += due.len();
+            for (ids, message) in coalesce(due) {
+                self.handle_one(db, &ids, message).await?;
+            }
         }
         Ok(StepReport { handled })
     }
@@ -340,7 +349,12 @@ impl Runner<LocalInvoker> {
 }
 
 /// Messages of a run due at `now`, oldest first.
-fn receive(db: &Sqlite, run_id: &str, now: u64) -> Result<Vec<(i64, Message)>, EngineError> {
+fn receive(
+    db: &Sqlite,
+    run_id: &str,
+    now: u64,
+    limit: usize,
+) -> Result<Vec<(i64, Message)>, EngineError> {
     let conn = db.conn();
     let mut select = conn
         .prepare_cached(
@@ -349,7 +363,7 @@ fn receive(db: &Sqlite, run_id: &str, now: u64) -> Result<Vec<(i64, Message)>, E
         )
         .map_err(port_error)?;
     let rows = select
-        .query_map(params![run_id, now, BATCH as i64], |r| {
+        .query_map(params![run_id, now, limit as i64], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
         })
         .map_err(port_error)?;

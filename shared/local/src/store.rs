@@ -24,7 +24,7 @@ const TASK_COLUMNS: &str = "task, item, state, attempt, not_before, started_at, 
      failure_kind, failure_message, item_value, items_total, items_unsettled, items_failed";
 
 /// Above this many keys, `tasks` reads the whole run in one query.
-const BULK_READ: usize = 32;
+const BULK_READ: usize = 1024;
 
 impl Store for Sqlite {
     async fn put_definition(&self, version: &str, json: &str) -> PortResult<()> {
