@@ -96,7 +96,6 @@ async fn drive(
     let driven = tokio::select! {
         driven = runner.drive(run_id, &mut on_step) => driven,
         _ = tokio::signal::ctrl_c() => {
-            drop(on_step);
             progress.finish();
             eprintln!(
                 "interrupted: run {run_id} is saved; tasks already started keep running. \
@@ -105,7 +104,6 @@ async fn drive(
             return Ok(ExitCode::from(130));
         }
     };
-    drop(on_step);
     progress.finish();
     let run = driven.with_context(|| format!("run {run_id} stopped"))?;
     let tasks = runner.db().all_tasks(run_id).await?;

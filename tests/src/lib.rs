@@ -112,12 +112,12 @@ impl Sandbox {
         self.path().join("state").join("runs")
     }
 
-    /// The attempt files of one task attempt, without extension.
-    pub fn attempt_base(&self, run_id: &str, task: &str, attempt: u32) -> PathBuf {
+    /// One file of a task attempt: `ext` is `in`, `out`, `log`, `pid` or `status`.
+    pub fn attempt_file(&self, run_id: &str, task: &str, attempt: u32, ext: &str) -> PathBuf {
         self.runs_folder()
             .join(run_id)
             .join("tasks")
-            .join(format!("{task}.{attempt}"))
+            .join(format!("{task}.{attempt}.{ext}"))
     }
 
     /// Write a file in the sandbox and return its path.
@@ -375,6 +375,20 @@ pub fn task<'a>(run: &'a Value, name: &str) -> &'a Value {
     let task = &run["tasks"][name];
     assert!(task.is_object(), "run has no task {name}: {run}");
     task
+}
+
+/// One task of a YAML workflow (indented for `tasks:`) that runs `script` with `sh -c`,
+/// with extra settings lines such as `depends_on: [a]` or `pool: gate`.
+pub fn sh_task(name: &str, settings: &[&str], script: &str) -> String {
+    let mut yaml = format!("  {name}:\n");
+    for setting in settings {
+        yaml += &format!("    {setting}\n");
+    }
+    yaml += "    run:\n      command:\n        - sh\n        - -c\n        - |\n";
+    for line in script.lines() {
+        yaml += &format!("          {line}\n");
+    }
+    yaml
 }
 
 /// The largest number of intervals `[start, end)` that hold at one instant.

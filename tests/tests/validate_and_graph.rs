@@ -93,18 +93,18 @@ fn validate_checks_every_file_given() {
     );
 }
 
-const DIAMOND: &str = "\
-  a: {run: {pass: {result: {}}}}
-  b: {depends_on: [a], run: {pass: {result: {}}}}
-  c: {depends_on: [a], run: {pass: {result: {}}}}
-  d: {depends_on: [b, c], run: {pass: {result: {}}}}
-";
+const DIAMOND: &str = concat!(
+    "  a: {run: {pass: {result: {}}}}\n",
+    "  b: {depends_on: [a], run: {pass: {result: {}}}}\n",
+    "  c: {depends_on: [a], run: {pass: {result: {}}}}\n",
+    "  d: {depends_on: [b, c], run: {pass: {result: {}}}}\n",
+);
 
-const CYCLE: &str = "\
-  p: {depends_on: [r], run: {pass: {result: {}}}}
-  q: {depends_on: [p], run: {pass: {result: {}}}}
-  r: {depends_on: [q], run: {pass: {result: {}}}}
-";
+const CYCLE: &str = concat!(
+    "  p: {depends_on: [r], run: {pass: {result: {}}}}\n",
+    "  q: {depends_on: [p], run: {pass: {result: {}}}}\n",
+    "  r: {depends_on: [q], run: {pass: {result: {}}}}\n",
+);
 
 #[test]
 fn validate_accepts_a_diamond() {

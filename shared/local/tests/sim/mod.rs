@@ -95,6 +95,8 @@ struct World {
     turn: usize,
     failed_once: HashSet<TaskKey>,
     refused_once: HashSet<TaskKey>,
+    /// How attempts ended, as the real invoker's status files record it.
+    finished: Vec<(String, TaskKey, u32, Outcome)>,
     cancel_errors: u32,
     stall_starts: bool,
     most_running: BTreeMap<String, usize>,
@@ -185,11 +187,12 @@ impl DeferredInvoker for SimInvoker {
             };
             let first_time = world.failed_once.insert(job.key.clone());
             let (after, outcome) = script(argv, &input, first_time).expect("checked at start");
+            let turn = world.turn;
             world.starts.push(Start {
                 key: job.key.clone(),
                 attempt: job.attempt,
                 at: now - T0,
-                turn: world.turn,
+                turn,
                 input,
             });
             if let Some(outcome) = outcome {
@@ -551,15 +554,38 @@ impl Sim {
     /// going report to it, and the run is planned again.
     pub async fn resume(&mut self, run_id: &str) {
         self.open_runner();
-        let plan = Message::Plan {
+        let db = self.runner().db();
+        let mut messages = Vec::new();
+        // As `Runner::recover` reads the status files of attempts it did not see end.
+        for task in db.all_tasks(run_id).await.expect("read tasks") {
+            if task.state != TaskState::Running || task.items.is_some() {
+                continue;
+            }
+            let world = self.invoker.world();
+            let ended = world.finished.iter().find(|(run, key, attempt, _)| {
+                run == run_id && *key == task.key && *attempt == task.attempt
+            });
+            if let Some((_, key, attempt, outcome)) = ended {
+                messages.push(Outgoing::now(Message::Complete {
+                    run_id: run_id.to_owned(),
+                    key: key.clone(),
+                    attempt: *attempt,
+                    outcome: outcome.clone(),
+                }));
+            }
+        }
+        messages.push(Outgoing::now(Message::Plan {
             run_id: run_id.to_owned(),
             settled: Vec::new(),
-        };
-        self.runner()
-            .db()
-            .send(vec![Outgoing::now(plan)])
-            .await
-            .expect("enqueue plan");
+        }));
+        db.send(messages).await.expect("enqueue");
+    }
+
+    /// One turn: feed the attempts that ended, then one runner step. Returns the
+    /// messages handled.
+    pub async fn step_once(&mut self, run_id: &str) -> usize {
+        self.release_due();
+        self.step(run_id).await
     }
 
     /// Deliver a message through the runner's completion channel, as a worker reporting
@@ -575,23 +601,23 @@ impl Sim {
     }
 
     /// Poll one step until a start stalls, then drop the step and the runner: a process
-    /// killed in the middle of a batch, its transaction open.
-    pub async fn crash_in_step(&mut self, run_id: &str) {
+    /// killed in the middle of a batch, its transaction open. Returns false when the
+    /// step started nothing and so finished (the kill then came right after it).
+    pub async fn crash_in_step(&mut self, run_id: &str) -> bool {
         self.release_due();
+        self.stall_starts(true);
         let mut runner = self.runner.take().expect("the runner is running");
-        {
+        let stalled = {
             let step = std::pin::pin!(runner.step(run_id));
             let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-            assert!(
-                step.poll(&mut context).is_pending(),
-                "the step was expected to stall on a start"
-            );
-        }
+            step.poll(&mut context).is_pending()
+        };
         drop(runner);
         let mut world = self.invoker.world();
         world.sender = None;
         world.pending.clear();
         world.stall_starts = false;
+        stalled
     }
 
     async fn drive(&mut self, run_id: &str, until: Option<u64>) {
@@ -754,6 +780,12 @@ impl Sim {
         world.finishing = kept;
         drop(world);
         due.sort_by_key(|f| (f.due, f.seq));
+        let mut world = self.invoker.world();
+        for finish in &due {
+            let record = (finish.run_id.clone(), finish.key.clone(), finish.attempt);
+            world.finished.push((record.0, record.1, record.2, finish.outcome.clone()));
+        }
+        drop(world);
         for finish in due {
             let message = Message::Complete {
                 run_id: finish.run_id.clone(),

@@ -1,0 +1,347 @@
+//! A runner killed with SIGKILL at any point loses nothing: `aloft resume` finishes the
+//! run, no task that already ran runs again, and every output is there.
+//!
+//! Each task appends its name to `marks` (in the workflow's folder, the tasks' working
+//! directory) when it starts, so a task that ran twice shows up twice.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use aloft_tests::{GUARD, Sandbox, sh_task, table, task, task_table, wait_for};
+
+/// A task that marks its start, works a little and prints its name and attempt.
+const STEP: &str = r#"echo "$ALOFT_TASK" >> marks
+sleep 0.2
+printf '{"task": "%s", "attempt": %s}' "$ALOFT_TASK" "$ALOFT_ATTEMPT""#;
+
+/// The last task: marks its start and echoes its input, so its output shows what it
+/// received from upstream.
+const ECHO: &str = r#"echo "$ALOFT_TASK" >> marks
+cat"#;
+
+/// A task that marks its start and then waits for a `release` file (at most 60 s).
+const HOLD: &str = r#"echo "$ALOFT_TASK" >> marks
+i=0
+while [ ! -e release ] && [ "$i" -lt 3000 ]; do sleep 0.02; i=$((i + 1)); done
+printf '{"task": "%s", "held": true}' "$ALOFT_TASK""#;
+
+const DAG: [(&str, &[&str]); 6] = [
+    ("a", &[]),
+    ("b", &["a"]),
+    ("c", &["a"]),
+    ("d", &["a"]),
+    ("e", &["b", "c"]),
+    ("f", &["d", "e"]),
+];
+
+fn workflow(name: &str, tasks: &[(&str, &[&str], &str)]) -> String {
+    let mut yaml = format!(
+        "name: {name}\nconcurrency: {{max_tasks: 2}}\n\
+         defaults: {{timeout: 5m, retry: {{max_attempts: 1}}}}\ntasks:\n"
+    );
+    for (task, depends_on, script) in tasks {
+        let settings = if depends_on.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!("depends_on: [{}]", depends_on.join(", "))]
+        };
+        let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+        yaml += &sh_task(task, &settings, script);
+    }
+    yaml
+}
+
+fn dag_workflow() -> String {
+    let tasks: Vec<(&str, &[&str], &str)> = DAG
+        .iter()
+        .map(|&(name, deps)| (name, deps, if name == "f" { ECHO } else { STEP }))
+        .collect();
+    workflow("crash-resume", &tasks)
+}
+
+/// Where the runner is killed.
+#[derive(Clone, Copy, Debug)]
+enum KillAt {
+    /// This long after `runs list` first shows the run.
+    Elapsed(Duration),
+    /// As soon as the task has marked its start (its process is running).
+    Started(&'static str),
+    /// As soon as the task's first attempt has written its exit status (the runner may
+    /// not have recorded it yet).
+    Exited(&'static str),
+}
+
+fn marks(sandbox: &Sandbox) -> Vec<String> {
+    sandbox.read("marks").lines().map(str::to_owned).collect()
+}
+
+fn wait_for_mark(sandbox: &Sandbox, task: &str) {
+    wait_for(&format!("task {task} to start"), GUARD, || {
+        marks(sandbox).iter().any(|m| m == task).then_some(())
+    });
+}
+
+/// Start `aloft run`, wait for the kill point, SIGKILL it. Returns the run id.
+fn run_and_kill(sandbox: &Sandbox, file: &Path, at: KillAt) -> String {
+    let file = file.to_str().expect("a UTF-8 path");
+    let running = sandbox.start(&["run", file, "--output", "json"]);
+    let run_id = sandbox.wait_for_run();
+    match at {
+        KillAt::Elapsed(delay) => std::thread::sleep(delay),
+        KillAt::Started(task) => wait_for_mark(sandbox, task),
+        KillAt::Exited(task) => {
+            let status = sandbox.attempt_file(&run_id, task, 1, "status");
+            wait_for(&format!("task {task} to exit"), GUARD, || {
+                status.exists().then_some(())
+            });
+        }
+    }
+    running.kill().assert_no_panic();
+    run_id
+}
+
+/// Resume the run to its end and return what it printed.
+fn resume(sandbox: &Sandbox, run_id: &str) -> Value {
+    let done = sandbox.aloft(&["resume", run_id, "--output", "json"]);
+    done.assert_no_panic();
+    done.assert_code(0);
+    done.json()
+}
+
+/// Every task succeeded on attempt 1, ran exactly once, and its output is whole.
+fn assert_dag_finished_once(sandbox: &Sandbox, run_id: &str, run: &Value) {
+    assert_eq!(run["id"], run_id);
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let expected: Vec<(&str, &str, u64)> =
+        DAG.iter().map(|&(name, _)| (name, "succeeded", 1)).collect();
+    assert_eq!(task_table(run), table(&expected), "{run}");
+
+    let mut seen = marks(sandbox);
+    seen.sort();
+    let all: Vec<&str> = DAG.iter().map(|&(name, _)| name).collect();
+    assert_eq!(seen, all, "each task must start exactly once");
+
+    for &(name, _) in &DAG[..5] {
+        assert_eq!(
+            task(run, name)["output"],
+            json!({"task": name, "attempt": 1}),
+            "output of {name}"
+        );
+    }
+    let echoed = &task(run, "f")["output"];
+    assert_eq!(echoed["run"]["id"], run_id);
+    assert_eq!(echoed["run"]["attempt"], 1);
+    assert_eq!(
+        echoed["upstream"],
+        json!({"d": {"task": "d", "attempt": 1}, "e": {"task": "e", "attempt": 1}})
+    );
+
+    let shown = sandbox.aloft(&["runs", "show", run_id, "--output", "json"]);
+    shown.assert_code(0);
+    assert_eq!(&shown.json(), run, "runs show agrees with resume");
+}
+
+fn crash_and_resume(at: KillAt) {
+    let sandbox = Sandbox::new();
+    let file = sandbox.write("crash.yaml", dag_workflow());
+
+    let run_id = run_and_kill(&sandbox, &file, at);
+    let run = resume(&sandbox, &run_id);
+
+    assert_dag_finished_once(&sandbox, &run_id, &run);
+}
+
+/// Ten kill times spread over the run, which takes about 0.65 s: three rounds of
+/// 0.2 s tasks, two at a time.
+const SPREAD_MS: [u64; 10] = [0, 40, 110, 180, 250, 320, 390, 460, 530, 600];
+
+#[test]
+fn resume_after_kills_spread_over_the_run() {
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = SPREAD_MS
+            .iter()
+            .map(|&ms| {
+                let at = KillAt::Elapsed(Duration::from_millis(ms));
+                (ms, scope.spawn(move || crash_and_resume(at)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|(ms, handle)| handle.join().err().map(|e| panic_text(ms, &*e)))
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+fn panic_text(ms: u64, payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    format!("killed {ms} ms after the run appeared: {text}")
+}
+
+#[test]
+fn resume_after_kill_while_the_first_task_runs() {
+    crash_and_resume(KillAt::Started("a"));
+}
+
+#[test]
+fn resume_after_kill_just_as_the_first_task_exits() {
+    crash_and_resume(KillAt::Exited("a"));
+}
+
+#[test]
+fn resume_after_kill_while_two_tasks_run() {
+    crash_and_resume(KillAt::Started("c"));
+}
+
+#[test]
+fn resume_after_kill_while_a_task_that_waited_for_a_slot_runs() {
+    crash_and_resume(KillAt::Started("d"));
+}
+
+#[test]
+fn resume_after_kill_just_as_the_fan_in_exits() {
+    crash_and_resume(KillAt::Exited("e"));
+}
+
+#[test]
+fn resume_after_kill_while_the_last_task_runs() {
+    crash_and_resume(KillAt::Started("f"));
+}
+
+#[test]
+fn resume_survives_being_killed_itself() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.write("crash.yaml", dag_workflow());
+    let run_id = run_and_kill(&sandbox, &file, KillAt::Started("b"));
+
+    let resuming = sandbox.start(&["resume", &run_id, "--output", "json"]);
+    wait_for_mark(&sandbox, "e");
+    resuming.kill().assert_no_panic();
+    let run = resume(&sandbox, &run_id);
+
+    assert_dag_finished_once(&sandbox, &run_id, &run);
+}
+
+#[test]
+fn resume_of_a_settled_run_prints_it_and_runs_nothing() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.write("crash.yaml", dag_workflow());
+    let (done, printed) = sandbox.run_json(&file);
+    done.assert_code(0);
+    let run_id = printed["id"].as_str().expect("a run id").to_owned();
+
+    let run = resume(&sandbox, &run_id);
+
+    assert_eq!(run, printed);
+    assert_dag_finished_once(&sandbox, &run_id, &run);
+}
+
+fn hold_workflow() -> String {
+    workflow(
+        "crash-hold",
+        &[
+            ("a", &[], STEP),
+            ("hold", &["a"], HOLD),
+            ("z", &["hold"], STEP),
+        ],
+    )
+}
+
+fn pid_is_alive(pid_file: &Path) -> bool {
+    let pid = std::fs::read_to_string(pid_file).unwrap_or_default();
+    let pid = pid.trim();
+    !pid.is_empty() && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Kill the runner while `hold` runs; check that its process outlived the runner.
+fn kill_while_held(sandbox: &Sandbox) -> String {
+    let file = sandbox.write("hold.yaml", hold_workflow());
+    let run_id = run_and_kill(sandbox, &file, KillAt::Started("hold"));
+    let pid_file = sandbox.attempt_file(&run_id, "hold", 1, "pid");
+    wait_for("hold's wrapper to record its pid", GUARD, || {
+        pid_file.exists().then_some(())
+    });
+    assert!(pid_is_alive(&pid_file), "hold's process died with the runner");
+    let status = sandbox.attempt_file(&run_id, "hold", 1, "status");
+    assert!(!status.exists(), "hold ended early");
+    run_id
+}
+
+fn assert_hold_finished_once(sandbox: &Sandbox, run: &Value) {
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        task_table(run),
+        table(&[("a", "succeeded", 1), ("hold", "succeeded", 1), ("z", "succeeded", 1)])
+    );
+    assert_eq!(task(run, "hold")["output"], json!({"task": "hold", "held": true}));
+    assert_eq!(marks(sandbox), ["a", "hold", "z"]);
+}
+
+#[test]
+fn resume_picks_up_a_task_that_finished_while_no_runner_was_alive() {
+    let sandbox = Sandbox::new();
+    let run_id = kill_while_held(&sandbox);
+    let status = sandbox.attempt_file(&run_id, "hold", 1, "status");
+
+    sandbox.write("release", "");
+    wait_for("hold to write its exit status", GUARD, || {
+        status.exists().then_some(())
+    });
+    let run = resume(&sandbox, &run_id);
+
+    assert_hold_finished_once(&sandbox, &run);
+}
+
+#[test]
+fn resume_follows_a_task_still_running_from_the_killed_runner() {
+    let sandbox = Sandbox::new();
+    let run_id = kill_while_held(&sandbox);
+
+    let mut resuming = sandbox.start(&["resume", &run_id, "--output", "json"]);
+    // Give the resume time to look at the attempt while it still runs; a resume that
+    // wrongly gives it up fails the run (one attempt allowed) and exits here.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(700) {
+        assert!(!resuming.has_exited(), "resume ended while hold still ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sandbox.write("release", "");
+    let done = resuming.wait();
+    done.assert_no_panic();
+    done.assert_code(0);
+
+    assert_hold_finished_once(&sandbox, &done.json());
+}
+
+#[test]
+fn interrupt_saves_the_run_and_resume_finishes_it() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.write("hold.yaml", hold_workflow());
+    let running = sandbox.start(&["run", "hold.yaml", "--output", "json"]);
+    let run_id = sandbox.wait_for_run();
+    wait_for_mark(&sandbox, "hold");
+
+    let pid = rustix::process::Pid::from_raw(running.id() as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("send SIGINT");
+    let interrupted = running.wait();
+    interrupted.assert_no_panic();
+    interrupted.assert_code(130);
+    assert!(
+        interrupted
+            .stderr
+            .contains(&format!("`aloft resume {run_id}` continues it")),
+        "{}",
+        interrupted.stderr
+    );
+    assert!(file.exists());
+
+    sandbox.write("release", "");
+    let run = resume(&sandbox, &run_id);
+    assert_hold_finished_once(&sandbox, &run);
+}
