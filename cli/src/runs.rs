@@ -92,7 +92,7 @@ fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
                 let sla = if r.sla_missed { "  SLA missed" } else { "" };
                 let _ = writeln!(
                     out,
-                    "{:22}  {:24}  {:10}  {:24}  {took:>9}{sla}",
+                    "{:28}  {:24}  {:10}  {:24}  {took:>9}{sla}",
                     r.id,
                     r.workflow,
                     r.status.as_str(),

@@ -124,18 +124,19 @@ fn existing_run(
     })
 }
 
-/// A run id that sorts by creation time: `YYYYMMDD-HHMMSS-` and six random hex digits.
+/// A run id that sorts by creation time: `YYYYMMDD-HHMMSS-` and 48 random bits in hex,
+/// enough that runs created in the same second do not collide.
 pub(crate) fn new_run_id(now_ms: u64, random: u64) -> String {
     let t = crate::time::UtcTime::from_millis(now_ms);
     format!(
-        "{:04}{:02}{:02}-{:02}{:02}{:02}-{:06x}",
+        "{:04}{:02}{:02}-{:02}{:02}{:02}-{:012x}",
         t.year,
         t.month,
         t.day,
         t.hour,
         t.minute,
         t.second,
-        random & 0xff_ffff
+        random & 0xffff_ffff_ffff
     )
 }
 
@@ -147,10 +148,10 @@ mod tests {
     fn run_ids_show_the_utc_creation_time() {
         // 2026-12-04T16:31:50Z
         assert_eq!(
-            new_run_id(1_796_401_910_000, 0xabcdef12),
-            "20261204-163150-cdef12"
+            new_run_id(1_796_401_910_000, 0x1234_abcd_ef12_3456),
+            "20261204-163150-abcdef123456"
         );
-        assert_eq!(new_run_id(951_782_400_000, 1), "20000229-000000-000001");
-        assert_eq!(new_run_id(0, 0), "19700101-000000-000000");
+        assert_eq!(new_run_id(951_782_400_000, 1), "20000229-000000-000000000001");
+        assert_eq!(new_run_id(0, 0), "19700101-000000-000000000000");
     }
 }
