@@ -80,7 +80,7 @@ fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
         }
         Output::Text => {
             let mut out = format!(
-                "{:22}  {:24}  {:10}  {:24}  {:>9}\n",
+                "{:28}  {:24}  {:10}  {:24}  {:>9}\n",
                 "RUN", "WORKFLOW", "STATUS", "CREATED", "DURATION"
             );
             for r in &runs {

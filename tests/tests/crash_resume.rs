@@ -106,8 +106,31 @@ fn run_and_kill(sandbox: &Sandbox, file: &Path, at: KillAt) -> String {
 fn resume(sandbox: &Sandbox, run_id: &str) -> Value {
     let done = sandbox.aloft(&["resume", run_id, "--output", "json"]);
     done.assert_no_panic();
-    done.assert_code(0);
+    assert_eq!(
+        done.code,
+        Some(0),
+        "resume failed\nstdout:\n{}\nstderr:\n{}\nmarks: {:?}\nattempt files: {:?}",
+        done.stdout,
+        done.stderr,
+        marks(sandbox),
+        attempt_files(sandbox, run_id)
+    );
     done.json()
+}
+
+/// The names of a run's attempt files, to tell what a failed resume found.
+fn attempt_files(sandbox: &Sandbox, run_id: &str) -> Vec<String> {
+    let folder = sandbox.runs_folder().join(run_id).join("tasks");
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// Every task succeeded on attempt 1, ran exactly once, and its output is whole.

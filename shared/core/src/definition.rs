@@ -100,7 +100,7 @@ pub struct RetrySpec {
     /// Growth factor of exponential backoff (default 2.0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiplier: Option<f64>,
-    /// Cap on any one delay (default 1h).
+    /// Cap on any one delay (default 1h, or `initial_delay` when that is longer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delay: Option<Duration>,
     /// `none` (default) or `full`: a uniform random delay in [0, computed delay].

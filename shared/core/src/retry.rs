@@ -42,18 +42,23 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Resolve a task's policy: its own fields, else the workflow defaults', else built-in.
+    /// Without a `max_delay`, the built-in cap never shortens the `initial_delay` asked
+    /// for: `initial_delay: 6h` waits 6 h, not the default cap of 1 h.
     pub fn resolve(task: Option<&RetrySpec>, defaults: Option<&RetrySpec>) -> Self {
         let base = Self::default();
+        let initial_delay =
+            field(task, defaults, |s| s.initial_delay).unwrap_or(base.initial_delay);
         Self {
             max_attempts: field(task, defaults, |s| s.max_attempts)
                 .unwrap_or(base.max_attempts)
                 .max(1),
             backoff: field(task, defaults, |s| s.backoff).unwrap_or(base.backoff),
-            initial_delay: field(task, defaults, |s| s.initial_delay).unwrap_or(base.initial_delay),
+            initial_delay,
             multiplier: field(task, defaults, |s| s.multiplier)
                 .filter(|m| m.is_finite() && *m >= 1.0)
                 .unwrap_or(base.multiplier),
-            max_delay: field(task, defaults, |s| s.max_delay).unwrap_or(base.max_delay),
+            max_delay: field(task, defaults, |s| s.max_delay)
+                .unwrap_or_else(|| base.max_delay.max(initial_delay)),
             jitter: field(task, defaults, |s| s.jitter).unwrap_or(base.jitter),
             on: field(task, defaults, |s| s.on.clone()).unwrap_or(base.on),
         }
@@ -207,5 +212,24 @@ mod tests {
         assert_eq!(policy.max_attempts, 3);
         assert_eq!(policy.initial_delay, Duration::from_secs(2));
         assert_eq!(policy.backoff, Backoff::Exponential);
+    }
+
+    #[test]
+    fn the_default_cap_never_shortens_an_explicit_initial_delay() {
+        let six_hours = Duration::from_secs(6 * 3600);
+        let task = RetrySpec {
+            max_attempts: Some(2),
+            backoff: Some(Backoff::Fixed),
+            initial_delay: Some(six_hours),
+            ..Default::default()
+        };
+        let policy = RetryPolicy::resolve(Some(&task), None);
+        assert_eq!(policy.next_delay(1, "error", 0), Some(six_hours));
+        let capped = RetrySpec {
+            max_delay: Some(Duration::from_secs(60)),
+            ..task
+        };
+        let policy = RetryPolicy::resolve(Some(&capped), None);
+        assert_eq!(policy.next_delay(1, "error", 0), Some(Duration::from_secs(60)));
     }
 }

@@ -58,10 +58,8 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
                 attempt,
                 due_at,
             };
-            return Ok(self
-                .queue
-                .send(vec![self.delayed(check, due_at - now)])
-                .await?);
+            let timer = format!("timeout/{key}/{attempt}");
+            return self.rearm(run_id, &timer, check, due_at).await;
         }
         let Some(run) = self.store.run(run_id).await? else {
             return Ok(());

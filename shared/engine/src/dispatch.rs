@@ -49,8 +49,10 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
             attempt,
         };
         if now < record.not_before {
-            let wait = record.not_before - now;
-            return Ok(self.queue.send(vec![self.delayed(message, wait)]).await?);
+            let timer = format!("dispatch/{key}/{attempt}");
+            return self
+                .rearm(run_id, &timer, message, record.not_before)
+                .await;
         }
         let workflow = self.workflow(&run.version, run_id).await?;
         let Some(task) = workflow.task(&key.task) else {
@@ -63,10 +65,10 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
             if let Some(full) = self.store.acquire(&slots, &holder, now, expires).await? {
                 debug!(run_id, task = %key, attempt, scope = %full, "task waits for a slot");
                 self.store.park(&full, &message).await?;
-                return Ok(self
-                    .queue
-                    .send(vec![self.delayed(message, self.config.park_recheck_ms)])
-                    .await?);
+                let timer = format!("recheck/{key}/{attempt}");
+                return self
+                    .recheck(run_id, &timer, message, record.not_before)
+                    .await;
             }
         }
         self.start_attempt(&run, &workflow, task, &record).await
@@ -139,12 +141,41 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
                 self.finish_attempt(run, key, record.attempt, Err(failure))
                     .await
             }
+            Err(StartError::Port(error)) if error.retryable => {
+                self.undo_start(run, key, record.attempt).await?;
+                Err(error.into())
+            }
             Err(StartError::Port(error)) => {
                 let failure = Failure::error(format!("could not start: {error}"));
                 self.finish_attempt(run, key, record.attempt, Err(failure))
                     .await
             }
         }
+    }
+
+    /// Put an attempt the invoker could not start for now back to ready, with its slots
+    /// freed, so that the dispatch message delivered again starts that same attempt.
+    /// (A backend with transactions rolls this back anyway.)
+    async fn undo_start(
+        &self,
+        run: &RunRecord,
+        key: &TaskKey,
+        attempt: u32,
+    ) -> Result<(), EngineError> {
+        let ready = TaskChange {
+            key: key.clone(),
+            from: TaskState::Running,
+            attempt,
+            to: TaskState::Ready,
+            new_attempt: attempt,
+            not_before: None,
+            started_at: None,
+            ended_at: None,
+            output: None,
+            failure: None,
+        };
+        self.store.update_task(&run.id, &ready).await?;
+        self.release_slots(&holder(&run.id, key, attempt)).await
     }
 }
 

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use aloft_core::{Definition, Workflow};
+use tracing::debug;
+
+use aloft_core::{Definition, RunStatus, TaskState, Workflow};
 
 use crate::message::{Message, Outgoing};
 use crate::ports::{Clock, Invoker, PortError, Queue, Store};
@@ -21,7 +23,9 @@ pub const INPUT_LIMIT: usize = 6 * 1024 * 1024;
 pub struct Config {
     /// Longest delay one queue message can carry (SQS: 15 minutes). Longer waits re-arm.
     pub max_queue_delay_ms: u64,
-    /// A parked message is also re-sent after this long, in case its wake-up was lost.
+    /// A parked message is also re-checked after this long, in case its wake-up was
+    /// lost (a lease that expired, a crash between release and wake-up); later
+    /// re-checks back off, doubling, to one per `max_queue_delay_ms`.
     pub park_recheck_ms: u64,
     /// Extra lifetime of a slot lease past the attempt's timeout.
     pub lease_grace_ms: u64,
@@ -168,22 +172,52 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         Outgoing::after(message, delay_ms.min(self.config.max_queue_delay_ms))
     }
 
-    /// Release a holder's slots and wake the messages parked on each freed scope.
+    /// Release a holder's slots and wake a message parked on each freed scope.
     pub(crate) async fn release_slots(&self, holder: &str) -> Result<(), EngineError> {
         let freed = self.store.release(holder).await?;
         let mut woken = Vec::new();
         for scope in freed {
-            woken.extend(
-                self.store
-                    .unpark(&scope, 1)
-                    .await?
-                    .into_iter()
-                    .map(Outgoing::now),
-            );
+            if let Some(message) = self.wake_one(&scope).await? {
+                woken.push(Outgoing::now(message));
+            }
         }
         if !woken.is_empty() {
             self.queue.send(woken).await?;
         }
         Ok(())
+    }
+
+    /// Take the oldest message parked on `scope` that still waits. Parked messages whose
+    /// task or run has moved on (started by a re-check, stopped with its run) are
+    /// dropped here, so that they cannot swallow the wake-up of one that waits.
+    async fn wake_one(&self, scope: &str) -> Result<Option<Message>, EngineError> {
+        while let Some(message) = self.store.unpark(scope, 1).await?.pop() {
+            if self.still_waits(&message).await? {
+                return Ok(Some(message));
+            }
+            debug!(scope, run_id = message.run_id(), "stale parked message dropped");
+        }
+        Ok(None)
+    }
+
+    async fn still_waits(&self, message: &Message) -> Result<bool, EngineError> {
+        Ok(match message {
+            Message::Dispatch {
+                run_id,
+                key,
+                attempt,
+            } => {
+                let found = self.store.tasks(run_id, std::slice::from_ref(key)).await?;
+                found
+                    .first()
+                    .is_some_and(|r| r.state == TaskState::Ready && r.attempt == *attempt)
+            }
+            Message::Plan { run_id, .. } => self
+                .store
+                .run(run_id)
+                .await?
+                .is_some_and(|r| r.status == RunStatus::Queued),
+            _ => true,
+        })
     }
 }

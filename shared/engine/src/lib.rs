@@ -14,6 +14,7 @@ mod plan;
 pub mod ports;
 pub mod record;
 mod time;
+mod timer;
 mod trigger;
 
 pub use engine::{Config, Engine, EngineError, INPUT_LIMIT, OUTPUT_LIMIT};

@@ -96,8 +96,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
                     settled: Vec::new(),
                 };
                 self.store.park(&full, &plan).await?;
-                self.queue
-                    .send(vec![self.delayed(plan, self.config.park_recheck_ms)])
+                self.recheck(&run.id, "recheck/run", plan, run.created_at)
                     .await?;
                 debug!(workflow = %run.workflow, run_id = %run.id, "run waits for a run slot");
                 return Ok(false);
@@ -182,7 +181,9 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
     ) -> Result<(), EngineError> {
         let now = self.clock.now();
         if let Some(state) = decision.settled_state() {
-            let change = settle_waiting(&task.name, state, now, None, None);
+            // A `for_each` task that runs no item outputs the empty list, however it ends.
+            let output = task.for_each.as_ref().map(|_| "[]");
+            let change = settle_waiting(&task.name, state, now, output, None);
             return self.settle_in_plan(run, task, change, step).await;
         }
         let Some(for_each) = &task.for_each else {
@@ -274,10 +275,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
                 run_id: run_id.to_owned(),
                 due_at,
             };
-            return Ok(self
-                .queue
-                .send(vec![self.delayed(check, due_at - now)])
-                .await?);
+            return self.rearm(run_id, "deadline", check, due_at).await;
         }
         if self.store.mark_sla_missed(run_id).await? {
             warn!(workflow = %run.workflow, run_id, "run missed its deadline");
@@ -383,9 +381,14 @@ fn settle_waiting(
     }
 }
 
-/// The items a `for_each` task maps over, read from its source's stored output.
+/// The items a `for_each` task maps over, read from its source's stored output. A source
+/// that did not succeed (skipped, or failed under a rule that runs anyway) has nothing
+/// to map over.
 fn items_of(source: Option<&TaskRecord>, for_each: &ForEach) -> Result<Vec<Value>, Failure> {
-    let text = source.and_then(|r| r.output.as_deref()).unwrap_or("null");
+    let Some(source) = source.filter(|r| r.state == TaskState::Succeeded) else {
+        return Ok(Vec::new());
+    };
+    let text = source.output.as_deref().unwrap_or("null");
     let mut value: Value = serde_json::from_str(text)
         .map_err(|e| Failure::new("bad_items", format!("upstream output is not JSON: {e}")))?;
     for field in &for_each.path {

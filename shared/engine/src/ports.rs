@@ -210,6 +210,17 @@ pub trait Store: Send + Sync {
         scope: &str,
         limit: usize,
     ) -> impl Future<Output = PortResult<Vec<Message>>> + Send;
+
+    /// Record that the wake-up `timer` of a run is armed for `at`; false when it already
+    /// was. A delayed message sends its next leg only when this returns true, so that
+    /// duplicates of one leg do not multiply the chain. The record may go once the run
+    /// settles.
+    fn arm(
+        &self,
+        run_id: &str,
+        timer: &str,
+        at: u64,
+    ) -> impl Future<Output = PortResult<bool>> + Send;
 }
 
 /// The three queues.

@@ -77,6 +77,12 @@ CREATE TABLE IF NOT EXISTS parked (
 );
 CREATE INDEX IF NOT EXISTS parked_by_scope ON parked (scope, id);
 CREATE UNIQUE INDEX IF NOT EXISTS parked_once ON parked (scope, body);
+CREATE TABLE IF NOT EXISTS timers (
+    run_id TEXT NOT NULL,
+    timer TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (run_id, timer, at)
+) WITHOUT ROWID;
 ";
 
 /// The embedded backend's database, shared by the store, the queues and the runner.

@@ -1,6 +1,9 @@
 //! lambda tasks in the embedded backend: a synchronous `RequestResponse` invoke through
 //! the Lambda Invoke API, configured the usual aws-config way (region, credentials,
 //! `AWS_ENDPOINT_URL` for a local emulator).
+//!
+//! The SDK's own retries are off: aloft's retry policy decides whether an attempt runs
+//! again, and an SDK retry of an invoke would run the function twice in one attempt.
 
 use serde_json::Value;
 
@@ -32,7 +35,10 @@ impl LambdaCaller {
         let client = self
             .client
             .get_or_init(|| async {
-                let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .retry_config(aws_config::retry::RetryConfig::disabled())
+                    .load()
+                    .await;
                 aws_sdk_lambda::Client::new(&config)
             })
             .await;
@@ -51,6 +57,12 @@ impl LambdaCaller {
                 outcome_of(function, response.function_error(), &body)
             }
             Err(error) => {
+                let raw = error.raw_response();
+                let status = raw.map(|r| r.status().as_u16()).unwrap_or(0);
+                let body = raw.and_then(|r| r.body().bytes()).unwrap_or_default();
+                if let Some(outcome) = error_document(function, status, body) {
+                    return outcome;
+                }
                 let detail = aws_sdk_lambda::error::DisplayErrorContext(&error);
                 Outcome::Failed {
                     failure: Failure::error(format!("invoke {function}: {detail}")),
@@ -58,6 +70,19 @@ impl LambdaCaller {
             }
         }
     }
+}
+
+/// A failed HTTP exchange whose body is a function error document. Lambda answers a
+/// function error with 200 and `X-Amz-Function-Error`; `cargo lambda watch` answers it
+/// with 500 and the same document, so a 5xx carrying `errorType` is read as a function
+/// error too. Lambda's own service errors use `Type`, never `errorType`.
+pub fn error_document(function: &str, status: u16, body: &[u8]) -> Option<Outcome> {
+    if !(500..600).contains(&status) {
+        return None;
+    }
+    let document: Value = serde_json::from_slice(body).ok()?;
+    document.get("errorType")?.as_str()?;
+    Some(outcome_of(function, Some("Unhandled"), body))
 }
 
 /// The outcome of an invoke: a function error fails with its `errorType` as the kind.
@@ -120,6 +145,19 @@ mod tests {
                 output: Value::Null
             }
         );
+    }
+
+    #[test]
+    fn an_emulator_500_with_an_error_document_is_a_function_error() {
+        let body = br#"{"errorType":"UnknownRegion","errorMessage":"Mars/Olympus"}"#;
+        let expected = Failure::new("UnknownRegion", "summary: Mars/Olympus");
+        assert_eq!(
+            error_document("summary", 500, body),
+            Some(Outcome::Failed { failure: expected })
+        );
+        assert_eq!(error_document("summary", 400, body), None);
+        assert_eq!(error_document("summary", 500, br#"{"Type":"Service","message":"x"}"#), None);
+        assert_eq!(error_document("summary", 503, b"<html>"), None);
     }
 
     #[test]

@@ -203,6 +203,11 @@ impl Store for Sqlite {
                 params![run_id, from.as_str(), to.as_str(), now],
             )
             .map_err(port_error)?;
+        if changed == 1 {
+            // Legs still queued for a settled run find it settled; their records can go.
+            conn.execute("DELETE FROM timers WHERE run_id = ?1", [run_id])
+                .map_err(port_error)?;
+        }
         Ok(changed == 1)
     }
 
@@ -374,6 +379,15 @@ impl Store for Sqlite {
             .and_then(|mut s| s.execute(params![scope, body]))
             .map_err(port_error)?;
         Ok(())
+    }
+
+    async fn arm(&self, run_id: &str, timer: &str, at: u64) -> PortResult<bool> {
+        let conn = self.conn();
+        let inserted = conn
+            .prepare_cached("INSERT OR IGNORE INTO timers (run_id, timer, at) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![run_id, timer, at]))
+            .map_err(port_error)?;
+        Ok(inserted == 1)
     }
 
     async fn unpark(&self, scope: &str, limit: usize) -> PortResult<Vec<Message>> {

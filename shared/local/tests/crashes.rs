@@ -56,7 +56,7 @@ async fn undisturbed() -> (Summary, usize) {
     let mut sim = Sim::new();
     let report = sim.run_yaml(MIXED).await;
     assert_each_attempt_started_once(&report);
-    (summary(&report), report.observed.steps)
+    (summary(&report), report.observed.busy_steps)
 }
 
 #[tokio::test]

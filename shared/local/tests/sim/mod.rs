@@ -29,12 +29,10 @@ use rusqlite::{Connection, params};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
-use aloft_core::{Failure, RunStatus, TaskState};
 use aloft_core::definition::RunSpec;
+use aloft_core::{Failure, RunStatus, TaskState};
 use aloft_engine::message::{Message, Outcome, Outgoing, TaskKey};
-use aloft_engine::ports::{
-    Clock, Invoker, Job, PortError, PortResult, Queue, StartError, Store,
-};
+use aloft_engine::ports::{Clock, Invoker, Job, PortError, PortResult, Queue, StartError, Store};
 use aloft_engine::record::{RunRecord, TaskRecord};
 use aloft_engine::{Config, EngineError, StartRequest, Started};
 use aloft_local::runner::next_visible;
@@ -212,8 +210,10 @@ impl DeferredInvoker for SimInvoker {
         for finish in &world.finishing {
             *running.entry(finish.key.task.as_str()).or_default() += 1;
         }
-        let running: Vec<(String, usize)> =
-            running.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let running: Vec<(String, usize)> = running
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
         for (task, count) in running {
             let most = world.most_running.entry(task).or_default();
             *most = (*most).max(count);
@@ -255,6 +255,8 @@ fn script(argv: &[String], input: &Value, first_time: bool) -> Option<(u64, Opti
 pub struct Observed {
     /// Runner steps taken.
     pub steps: usize,
+    /// Runner steps that handled at least one message.
+    pub busy_steps: usize,
     /// Handled messages by type (`plan`, `dispatch`, `complete`, `timeout_check`, ...),
     /// completions fed through the runner's channel included.
     pub handled: BTreeMap<String, usize>,
@@ -390,7 +392,9 @@ pub struct Sim {
 
 impl std::fmt::Debug for Sim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sim").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Sim")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -442,7 +446,8 @@ impl Sim {
         let db = Sqlite::open(&self.path, clock).expect("open database");
         let (sender, completions) = unbounded_channel();
         self.invoker.world().sender = Some(sender);
-        let runner = Runner::with_invoker(db, self.invoker.clone(), completions, self.config.clone());
+        let runner =
+            Runner::with_invoker(db, self.invoker.clone(), completions, self.config.clone());
         self.runner = Some(runner);
     }
 
@@ -581,16 +586,34 @@ impl Sim {
         db.send(messages).await.expect("enqueue");
     }
 
-    /// One turn: feed the attempts that ended, then one runner step. Returns the
-    /// messages handled.
+    /// Step until a step handles something, moving the clock to the next event while
+    /// nothing is due. Returns the messages handled (0: nothing is left to happen).
     pub async fn step_once(&mut self, run_id: &str) -> usize {
-        self.release_due();
-        self.step(run_id).await
+        for _ in 0..MAX_TURNS {
+            self.release_due();
+            let handled = self.step(run_id).await;
+            if handled > 0 {
+                return handled;
+            }
+            if self.release_pending() {
+                continue;
+            }
+            let next = [self.next_message(run_id), self.next_finish()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(at) => self.clock.set(at),
+                None => return 0,
+            }
+        }
+        panic!("run {run_id} handled nothing in {MAX_TURNS} turns");
     }
 
     /// Deliver a message through the runner's completion channel, as a worker reporting
     /// late would.
-    pub fn deliver(&self, message: Message) {
+    pub fn deliver(&mut self, message: Message) {
+        *self.observed.handled.entry("complete".into()).or_default() += 1;
         let world = self.invoker.world();
         world
             .sender
@@ -604,6 +627,13 @@ impl Sim {
     /// killed in the middle of a batch, its transaction open. Returns false when the
     /// step started nothing and so finished (the kill then came right after it).
     pub async fn crash_in_step(&mut self, run_id: &str) -> bool {
+        let next = [self.next_message(run_id), self.next_finish()]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(at) = next {
+            self.clock.set(at);
+        }
         self.release_due();
         self.stall_starts(true);
         let mut runner = self.runner.take().expect("the runner is running");
@@ -658,6 +688,7 @@ impl Sim {
         let runner = self.runner.as_mut().expect("the runner is running");
         let report = runner.step(run_id).await.expect("runner step");
         self.observed.steps += 1;
+        self.observed.busy_steps += usize::from(report.handled > 0);
         self.after_step(run_id, before);
         report.handled
     }
@@ -783,7 +814,9 @@ impl Sim {
         let mut world = self.invoker.world();
         for finish in &due {
             let record = (finish.run_id.clone(), finish.key.clone(), finish.attempt);
-            world.finished.push((record.0, record.1, record.2, finish.outcome.clone()));
+            world
+                .finished
+                .push((record.0, record.1, record.2, finish.outcome.clone()));
         }
         drop(world);
         for finish in due {

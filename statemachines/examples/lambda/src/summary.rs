@@ -103,7 +103,9 @@ fn zone_lists(document: &Value) -> Result<Vec<(String, &Vec<Value>)>, ZoneError>
         .into_iter()
         .map(|(path, list)| match list.as_array() {
             Some(items) => Ok((path, items)),
-            None => Err(ZoneError::InvalidInput(format!("{path} is {list}, not a list"))),
+            None => Err(ZoneError::InvalidInput(format!(
+                "{path} is {list}, not a list"
+            ))),
         })
         .collect()
 }
@@ -186,7 +188,10 @@ mod tests {
 
     #[test]
     fn a_tie_names_the_first_region_by_name() {
-        let doc = document(json!({"zones": ["Pacific/Fiji", "Africa/Lagos"]}), json!({}));
+        let doc = document(
+            json!({"zones": ["Pacific/Fiji", "Africa/Lagos"]}),
+            json!({}),
+        );
         assert_eq!(summarise(&doc).expect("valid")["largest_region"], "Africa");
     }
 
@@ -217,7 +222,13 @@ mod tests {
             invalid(&not_string),
             "upstream.zones.zones[1] is 7, not a zone name"
         );
-        for bad in ["", "Europe/", "Europe//Berlin", "Europe/Ber lin", "../etc/passwd"] {
+        for bad in [
+            "",
+            "Europe/",
+            "Europe//Berlin",
+            "Europe/Ber lin",
+            "../etc/passwd",
+        ] {
             let doc = document(json!({"zones": [bad]}), json!({}));
             let message = invalid(&doc);
             assert!(message.contains("not a zone name like"), "{bad}: {message}");
