@@ -209,7 +209,10 @@ fn output_that_is_not_json_fails_as_bad_output() {
     assert_eq!(task_table(&run), table(&[("chatty", "failed", 1)]));
     let (kind, message) = error_of(&run, "chatty");
     assert_eq!(kind, "bad_output");
-    assert!(message.contains("not JSON") && message.contains("hello world"), "{message}");
+    assert!(
+        message.contains("not JSON") && message.contains("hello world"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -258,10 +261,14 @@ fn output_over_the_limit_fails_as_payload_too_large_and_all_done_still_runs() {
             ("tolerant", "succeeded", 1),
         ])
     );
-    let exact = task(&run, "exact")["output"].as_str().expect("a string output");
+    let exact = task(&run, "exact")["output"]
+        .as_str()
+        .expect("a string output");
     assert_eq!(exact.len(), LIMIT - 2);
     // The reader got the whole upstream output in its input document.
-    let read = task(&run, "reader")["output"].as_u64().expect("a byte count");
+    let read = task(&run, "reader")["output"]
+        .as_u64()
+        .expect("a byte count");
     assert!(read > LIMIT as u64, "reader's input was {read} bytes");
     let (kind, message) = error_of(&run, "over");
     assert_eq!(kind, "payload_too_large");
@@ -288,7 +295,9 @@ fn output_limit_counts_the_stored_form_not_the_whitespace_printed() {
 
     done.assert_code(0);
     assert_eq!(task_table(&run), table(&[("roomy", "succeeded", 1)]));
-    let k = task(&run, "roomy")["output"]["k"].as_str().expect("a string");
+    let k = task(&run, "roomy")["output"]["k"]
+        .as_str()
+        .expect("a string");
     assert_eq!(k.len(), LIMIT - 8);
 }
 
@@ -297,7 +306,11 @@ fn huge_stdout_fails_as_payload_too_large_without_being_read() {
     let sandbox = Sandbox::new();
     let run = run_tasks(
         &sandbox,
-        &[sh_task("flood", &[], "head -c 17000000 /dev/zero | tr '\\0' 1")],
+        &[sh_task(
+            "flood",
+            &[],
+            "head -c 17000000 /dev/zero | tr '\\0' 1",
+        )],
     );
 
     assert_eq!(task_table(&run), table(&[("flood", "failed", 1)]));

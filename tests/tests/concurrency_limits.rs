@@ -28,7 +28,8 @@ echo '{}'"#;
 const SIX: [&str; 6] = ["t1", "t2", "t3", "t4", "t5", "t6"];
 
 fn workflow(head: &str, tasks: &[&str], settings: &[&str], script: &str) -> String {
-    let mut yaml = format!("{head}\ndefaults: {{timeout: 5m, retry: {{max_attempts: 1}}}}\ntasks:\n");
+    let mut yaml =
+        format!("{head}\ndefaults: {{timeout: 5m, retry: {{max_attempts: 1}}}}\ntasks:\n");
     for task in tasks {
         yaml += &sh_task(task, settings, script);
     }
@@ -43,9 +44,15 @@ fn intervals(times: &str) -> BTreeMap<(String, String), (u128, u128)> {
         let [kind, run, task, ns] = fields[..] else {
             panic!("malformed times line {line:?}");
         };
-        let ns: u128 = ns.parse().unwrap_or_else(|_| panic!("bad time in {line:?}"));
+        let ns: u128 = ns
+            .parse()
+            .unwrap_or_else(|_| panic!("bad time in {line:?}"));
         let entry = found.entry((run.to_owned(), task.to_owned())).or_default();
-        let slot = if kind == "start" { &mut entry.0 } else { &mut entry.1 };
+        let slot = if kind == "start" {
+            &mut entry.0
+        } else {
+            &mut entry.1
+        };
         assert!(slot.is_none(), "{kind} recorded twice for {run} {task}");
         *slot = Some(ns);
     }
@@ -70,7 +77,12 @@ fn run_all_succeeding(sandbox: &Sandbox, yaml: String, tasks: &[&str]) {
 
 fn overlap_of_tasks(sandbox: &Sandbox) -> usize {
     let spans: Vec<(u128, u128)> = intervals(&sandbox.read("times")).into_values().collect();
-    assert_eq!(spans.len(), 6, "six tasks recorded:\n{}", sandbox.read("times"));
+    assert_eq!(
+        spans.len(),
+        6,
+        "six tasks recorded:\n{}",
+        sandbox.read("times")
+    );
     max_overlap(&spans)
 }
 
@@ -124,7 +136,12 @@ fn max_runs_one_serialises_runs_of_separate_processes() {
     let sandbox = Sandbox::new();
     let yaml = format!(
         "{}{}",
-        workflow("name: one-run-at-once\nconcurrency: {max_runs: 1}", &["a"], &[], BRIEF),
+        workflow(
+            "name: one-run-at-once\nconcurrency: {max_runs: 1}",
+            &["a"],
+            &[],
+            BRIEF
+        ),
         sh_task("b", &["depends_on: [a]"], BRIEF)
     );
     sandbox.write("workflow.yaml", yaml);
@@ -147,7 +164,12 @@ fn max_runs_one_serialises_runs_of_separate_processes() {
         span.0 = span.0.min(start);
         span.1 = span.1.max(end);
     }
-    assert_eq!(spans.len(), 3, "three runs recorded:\n{}", sandbox.read("times"));
+    assert_eq!(
+        spans.len(),
+        3,
+        "three runs recorded:\n{}",
+        sandbox.read("times")
+    );
     let spans: Vec<(u128, u128)> = spans.into_values().collect();
     assert_eq!(max_overlap(&spans), 1, "{}", sandbox.read("times"));
 }
@@ -155,7 +177,12 @@ fn max_runs_one_serialises_runs_of_separate_processes() {
 #[test]
 fn max_runs_one_serialises_runs_started_on_a_fresh_database() {
     let sandbox = Sandbox::new();
-    let yaml = workflow("name: fresh-db\nconcurrency: {max_runs: 1}", &["a"], &[], BRIEF);
+    let yaml = workflow(
+        "name: fresh-db\nconcurrency: {max_runs: 1}",
+        &["a"],
+        &[],
+        BRIEF,
+    );
     sandbox.write("workflow.yaml", yaml);
 
     let running: Vec<_> = (0..3)

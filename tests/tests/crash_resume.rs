@@ -68,6 +68,9 @@ enum KillAt {
     Elapsed(Duration),
     /// As soon as the task has marked its start (its process is running).
     Started(&'static str),
+    /// As soon as the runner has marked the task's first attempt as launched (its
+    /// `.started` file), before or while it spawns the process.
+    Launched(&'static str),
     /// As soon as the task's first attempt has written its exit status (the runner may
     /// not have recorded it yet).
     Exited(&'static str),
@@ -91,6 +94,15 @@ fn run_and_kill(sandbox: &Sandbox, file: &Path, at: KillAt) -> String {
     match at {
         KillAt::Elapsed(delay) => std::thread::sleep(delay),
         KillAt::Started(task) => wait_for_mark(sandbox, task),
+        KillAt::Launched(task) => {
+            let started = sandbox.attempt_file(&run_id, task, 1, "started");
+            let start = Instant::now();
+            // Look often: the moment between launch and spawn is short.
+            while !started.exists() {
+                assert!(start.elapsed() < GUARD, "task {task} was never launched");
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
         KillAt::Exited(task) => {
             let status = sandbox.attempt_file(&run_id, task, 1, "status");
             wait_for(&format!("task {task} to exit"), GUARD, || {
@@ -137,8 +149,10 @@ fn attempt_files(sandbox: &Sandbox, run_id: &str) -> Vec<String> {
 fn assert_dag_finished_once(sandbox: &Sandbox, run_id: &str, run: &Value) {
     assert_eq!(run["id"], run_id);
     assert_eq!(run["status"], "succeeded", "{run}");
-    let expected: Vec<(&str, &str, u64)> =
-        DAG.iter().map(|&(name, _)| (name, "succeeded", 1)).collect();
+    let expected: Vec<(&str, &str, u64)> = DAG
+        .iter()
+        .map(|&(name, _)| (name, "succeeded", 1))
+        .collect();
     assert_eq!(task_table(run), table(&expected), "{run}");
 
     let mut seen = marks(sandbox);
@@ -180,31 +194,120 @@ fn crash_and_resume(at: KillAt) {
 /// 0.2 s tasks, two at a time.
 const SPREAD_MS: [u64; 10] = [0, 40, 110, 180, 250, 320, 390, 460, 530, 600];
 
-#[test]
-fn resume_after_kills_spread_over_the_run() {
+/// Run every kill point in its own sandbox at once; report each one that failed.
+fn crash_and_resume_all(points: &[KillAt], scenario: fn(KillAt)) {
     let failures: Vec<String> = std::thread::scope(|scope| {
-        let handles: Vec<_> = SPREAD_MS
+        let handles: Vec<_> = points
             .iter()
-            .map(|&ms| {
-                let at = KillAt::Elapsed(Duration::from_millis(ms));
-                (ms, scope.spawn(move || crash_and_resume(at)))
-            })
+            .map(|&at| (at, scope.spawn(move || scenario(at))))
             .collect();
         handles
             .into_iter()
-            .filter_map(|(ms, handle)| handle.join().err().map(|e| panic_text(ms, &*e)))
+            .filter_map(|(at, handle)| handle.join().err().map(|e| panic_text(at, &*e)))
             .collect()
     });
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} kill points failed:\n\n{}",
+        failures.len(),
+        points.len(),
+        failures.join("\n\n")
+    );
 }
 
-fn panic_text(ms: u64, payload: &(dyn std::any::Any + Send)) -> String {
+fn panic_text(at: KillAt, payload: &(dyn std::any::Any + Send)) -> String {
     let text = payload
         .downcast_ref::<String>()
         .map(String::as_str)
         .or_else(|| payload.downcast_ref::<&str>().copied())
         .unwrap_or("(no message)");
-    format!("killed {ms} ms after the run appeared: {text}")
+    format!("killed at {at:?}: {text}")
+}
+
+#[test]
+fn resume_after_kills_spread_over_the_run() {
+    let points: Vec<KillAt> = SPREAD_MS
+        .iter()
+        .map(|&ms| KillAt::Elapsed(Duration::from_millis(ms)))
+        .collect();
+    crash_and_resume_all(&points, crash_and_resume);
+}
+
+#[test]
+fn resume_after_kills_as_each_task_is_launched() {
+    let points: Vec<KillAt> = DAG
+        .iter()
+        .map(|&(name, _)| KillAt::Launched(name))
+        .collect();
+    crash_and_resume_all(&points, crash_and_resume);
+}
+
+/// `list` outputs six ids; `each` maps over them, two at a time, marking `each[i]` and
+/// echoing its input; `done` echoes what it received.
+fn map_workflow() -> String {
+    let mut yaml = "name: crash-map\ndefaults: {timeout: 5m, retry: {max_attempts: 1}}\n\
+                    tasks:\n  list: {run: {pass: {result: {ids: [1, 2, 3, 4, 5, 6]}}}}\n"
+        .to_owned();
+    let each = [
+        "depends_on: [list]",
+        "for_each: $.list.ids",
+        "max_concurrency: 2",
+    ];
+    yaml += &sh_task("each", &each, STEP_THEN_ECHO);
+    yaml += &sh_task("done", &["depends_on: [each]"], ECHO);
+    yaml
+}
+
+/// Marks its start, works a little, echoes its input.
+const STEP_THEN_ECHO: &str = r#"echo "$ALOFT_TASK" >> marks
+sleep 0.2
+cat"#;
+
+fn crash_and_resume_map(at: KillAt) {
+    let sandbox = Sandbox::new();
+    let file = sandbox.write("map.yaml", map_workflow());
+    let run_id = run_and_kill(&sandbox, &file, at);
+
+    let run = resume(&sandbox, &run_id);
+
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        task_table(&run),
+        table(&[
+            ("list", "succeeded", 1),
+            ("each", "succeeded", 1),
+            ("done", "succeeded", 1)
+        ])
+    );
+    assert_eq!(
+        task(&run, "each")["items"],
+        json!({"total": 6, "failed": 0})
+    );
+    let mut seen = marks(&sandbox);
+    seen.sort();
+    let expected = [
+        "done", "each[0]", "each[1]", "each[2]", "each[3]", "each[4]", "each[5]",
+    ];
+    assert_eq!(seen, expected, "each item must start exactly once");
+    let items: Vec<&Value> = task(&run, "done")["output"]["upstream"]["each"]
+        .as_array()
+        .expect("done received the list of item outputs")
+        .iter()
+        .map(|output| &output["item"])
+        .collect();
+    assert_eq!(items, [1, 2, 3, 4, 5, 6].map(|i| json!(i)).each_ref());
+}
+
+#[test]
+fn resume_after_kills_during_a_fan_out() {
+    let points = [
+        KillAt::Started("each[0]"),
+        KillAt::Started("each[2]"),
+        KillAt::Started("each[3]"),
+        KillAt::Started("each[5]"),
+        KillAt::Started("done"),
+    ];
+    crash_and_resume_all(&points, crash_and_resume_map);
 }
 
 #[test]
@@ -290,7 +393,10 @@ fn kill_while_held(sandbox: &Sandbox) -> String {
     wait_for("hold's wrapper to record its pid", GUARD, || {
         pid_file.exists().then_some(())
     });
-    assert!(pid_is_alive(&pid_file), "hold's process died with the runner");
+    assert!(
+        pid_is_alive(&pid_file),
+        "hold's process died with the runner"
+    );
     let status = sandbox.attempt_file(&run_id, "hold", 1, "status");
     assert!(!status.exists(), "hold ended early");
     run_id
@@ -300,10 +406,60 @@ fn assert_hold_finished_once(sandbox: &Sandbox, run: &Value) {
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(
         task_table(run),
-        table(&[("a", "succeeded", 1), ("hold", "succeeded", 1), ("z", "succeeded", 1)])
+        table(&[
+            ("a", "succeeded", 1),
+            ("hold", "succeeded", 1),
+            ("z", "succeeded", 1)
+        ])
     );
-    assert_eq!(task(run, "hold")["output"], json!({"task": "hold", "held": true}));
+    assert_eq!(
+        task(run, "hold")["output"],
+        json!({"task": "hold", "held": true})
+    );
     assert_eq!(marks(sandbox), ["a", "hold", "z"]);
+}
+
+/// Kill the process group of `hold`'s wrapper (the test's own grandchild) and wait
+/// until it is gone.
+fn kill_hold_process(pid_file: &Path) {
+    let text = std::fs::read_to_string(pid_file).expect("hold's pid file");
+    let raw: i32 = text.trim().parse().expect("a pid");
+    let pid = rustix::process::Pid::from_raw(raw).expect("a positive pid");
+    rustix::process::kill_process_group(pid, rustix::process::Signal::KILL)
+        .expect("kill hold's process group");
+    wait_for("hold's process to die", GUARD, || {
+        (!pid_is_alive(pid_file)).then_some(())
+    });
+}
+
+/// The runner writes an attempt's `.started` file and then spawns its wrapper, which
+/// writes `.pid` before it runs the command. A runner killed between the two leaves a
+/// running attempt with `.in` and `.started` and nothing else, and no process: the
+/// command never ran. `resume_after_kills_as_each_task_is_launched` reaches that
+/// moment by chance; this test builds the same files on purpose (stop `hold` before
+/// its command did anything visible, remove what its wrapper wrote), so that the
+/// outcome does not depend on when the kill lands.
+#[test]
+fn resume_starts_an_attempt_whose_runner_died_before_spawning_it() {
+    let sandbox = Sandbox::new();
+    let run_id = kill_while_held(&sandbox);
+    let pid_file = sandbox.attempt_file(&run_id, "hold", 1, "pid");
+    kill_hold_process(&pid_file);
+    for ext in ["pid", "out", "log"] {
+        let file = sandbox.attempt_file(&run_id, "hold", 1, ext);
+        std::fs::remove_file(&file).expect("remove what the wrapper wrote");
+    }
+    sandbox.write("marks", "a\n");
+    sandbox.write("release", "");
+    let left: Vec<String> = attempt_files(&sandbox, &run_id)
+        .into_iter()
+        .filter(|f| f.starts_with("hold."))
+        .collect();
+    assert_eq!(left, ["hold.1.in", "hold.1.started"]);
+
+    let run = resume(&sandbox, &run_id);
+
+    assert_hold_finished_once(&sandbox, &run);
 }
 
 #[test]

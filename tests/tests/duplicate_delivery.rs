@@ -83,7 +83,11 @@ fn run_watching_queue(sandbox: &Sandbox, until: &str) -> (BTreeSet<Row>, String)
     let mut seen = BTreeSet::new();
     wait_for(&format!("task {until} to start"), GUARD, || {
         seen.extend(messages(&sandbox.db()));
-        sandbox.read("marks").lines().any(|m| m == until).then_some(())
+        sandbox
+            .read("marks")
+            .lines()
+            .any(|m| m == until)
+            .then_some(())
     });
     running.kill().assert_no_panic();
     let now = messages(&sandbox.db());
@@ -98,11 +102,16 @@ fn run_watching_queue(sandbox: &Sandbox, until: &str) -> (BTreeSet<Row>, String)
 
 fn assert_each_task_ran_once(sandbox: &Sandbox, run: &serde_json::Value) {
     assert_eq!(run["status"], "succeeded", "{run}");
-    let expected: Vec<(&str, &str, u64)> =
-        TASKS.iter().map(|&(name, _)| (name, "succeeded", 1)).collect();
+    let expected: Vec<(&str, &str, u64)> = TASKS
+        .iter()
+        .map(|&(name, _)| (name, "succeeded", 1))
+        .collect();
     assert_eq!(task_table(run), table(&expected));
     for (name, _) in TASKS {
-        assert_eq!(task(run, name)["output"], json!({"task": name, "attempt": 1}));
+        assert_eq!(
+            task(run, name)["output"],
+            json!({"task": name, "attempt": 1})
+        );
     }
     let all: Vec<&str> = TASKS.iter().map(|&(name, _)| name).collect();
     assert_eq!(marks(sandbox), all, "each task must start exactly once");
@@ -132,7 +141,11 @@ fn duplicates_injected_at_two_pauses_start_no_task_twice() {
     let resuming = sandbox.start(&["resume", &run_id, "--output", "json"]);
     wait_for("task e to start", GUARD, || {
         seen.extend(messages(&sandbox.db()));
-        sandbox.read("marks").lines().any(|m| m == "e").then_some(())
+        sandbox
+            .read("marks")
+            .lines()
+            .any(|m| m == "e")
+            .then_some(())
     });
     resuming.kill().assert_no_panic();
     seen.extend(messages(&sandbox.db()));

@@ -17,15 +17,11 @@ fn run_example(sandbox: &Sandbox, folder: &str) -> Value {
 }
 
 fn count_rows(database: &str, table: &str) -> i64 {
-    let conn = rusqlite::Connection::open_with_flags(
-        database,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap_or_else(|e| panic!("cannot open {database}: {e}"));
-    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
-        r.get(0)
-    })
-    .unwrap_or_else(|e| panic!("cannot count {table} in {database}: {e}"))
+    let conn =
+        rusqlite::Connection::open_with_flags(database, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| panic!("cannot open {database}: {e}"));
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("cannot count {table} in {database}: {e}"))
 }
 
 #[test]
@@ -64,8 +60,13 @@ fn timezone_etl_succeeds_and_loads_every_row() {
     let report = &task(&run, "report")["output"];
     assert_eq!(report["regions"], 9);
     assert_eq!(report["northernmost"]["zone"], "America/Danmarkshavn");
-    let north = report["northernmost"]["latitude"].as_f64().expect("a latitude");
-    assert!((north - 76.7667).abs() < 1e-3, "northernmost latitude {north}");
+    let north = report["northernmost"]["latitude"]
+        .as_f64()
+        .expect("a latitude");
+    assert!(
+        (north - 76.7667).abs() < 1e-3,
+        "northernmost latitude {north}"
+    );
     assert_eq!(report["southernmost"]["zone"], "Antarctica/Vostok");
     assert_eq!(report["southernmost"]["latitude"], -78.4);
     assert_eq!(report["most_zones"]["code"], "US");
@@ -122,7 +123,14 @@ fn zone_stats_succeeds_with_hemispheres_retried_once() {
             &hemispheres["on_equator"],
             &hemispheres["on_prime_meridian"],
         ],
-        [&json!(222), &json!(90), &json!(154), &json!(158), &json!(0), &json!(0)]
+        [
+            &json!(222),
+            &json!(90),
+            &json!(154),
+            &json!(158),
+            &json!(0),
+            &json!(0)
+        ]
     );
     let summary = &task(&run, "summary")["output"];
     assert_eq!(summary["zones"], 312);
@@ -163,7 +171,11 @@ fn logs_show_both_attempts_of_the_flaky_task() {
 
     let only_second = sandbox.aloft(&["logs", run_id, "hemispheres", "--attempt", "2"]);
     only_second.assert_code(0);
-    assert!(only_second.stdout.starts_with("== hemispheres attempt 2 ==\n"));
+    assert!(
+        only_second
+            .stdout
+            .starts_with("== hemispheres attempt 2 ==\n")
+    );
     assert!(!only_second.stdout.contains("simulated transient failure"));
 }
 
@@ -197,8 +209,13 @@ fn checked_export_fails_its_gate_and_still_cleans_up() {
     assert_eq!(cleanup["removed"], true);
     assert_eq!(cleanup["files"], json!(["countries.csv"]));
     assert_eq!(cleanup["bytes"], 10800);
-    let scratch = cleanup["scratch"].as_str().expect("cleanup names the scratch folder");
-    assert!(!std::path::Path::new(scratch).exists(), "{scratch} was not removed");
+    let scratch = cleanup["scratch"]
+        .as_str()
+        .expect("cleanup names the scratch folder");
+    assert!(
+        !std::path::Path::new(scratch).exists(),
+        "{scratch} was not removed"
+    );
 
     let run_id = run["id"].as_str().expect("a run id");
     let logs = sandbox.aloft(&["logs", run_id, "check"]);
@@ -239,11 +256,18 @@ fn runs_list_and_runs_show_agree_with_what_run_printed() {
 
         let shown = sandbox.aloft(&["runs", "show", id, "--output", "json"]);
         shown.assert_code(0);
-        assert_eq!(&shown.json(), run, "runs show differs from what run printed");
+        assert_eq!(
+            &shown.json(),
+            run,
+            "runs show differs from what run printed"
+        );
     }
 
     let statuses: Vec<&Value> = listed.iter().map(|r| &r["status"]).collect();
-    assert_eq!(statuses, [&json!("failed"), &json!("succeeded"), &json!("succeeded")]);
+    assert_eq!(
+        statuses,
+        [&json!("failed"), &json!("succeeded"), &json!("succeeded")]
+    );
 }
 
 #[test]
@@ -261,5 +285,9 @@ fn aloft_db_environment_variable_selects_the_database() {
     let prefix = &run_id[..run_id.len() - 2];
     let shown = sandbox.aloft(&["runs", "show", prefix, "--output", "json"]);
     shown.assert_code(0);
-    assert_eq!(shown.json()["id"], run["id"], "a unique prefix names the run");
+    assert_eq!(
+        shown.json()["id"],
+        run["id"],
+        "a unique prefix names the run"
+    );
 }

@@ -81,7 +81,11 @@ fn validate_checks_every_file_given() {
 
     let done = sandbox.aloft(&["validate", "good.yaml", "bad.yaml"]);
     done.assert_code(1);
-    assert!(done.stderr.contains("good.yaml: ok (1 tasks)"), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("good.yaml: ok (1 tasks)"),
+        "{}",
+        done.stderr
+    );
     assert_eq!(
         done.stderr
             .lines()
@@ -162,10 +166,7 @@ fn validate_names_the_cycle_and_a_depends_on_on_it() {
 #[test]
 fn validate_blames_only_the_cycle_beside_a_diamond() {
     let sandbox = Sandbox::new();
-    sandbox.write(
-        "both.yaml",
-        format!("name: both\ntasks:\n{DIAMOND}{CYCLE}"),
-    );
+    sandbox.write("both.yaml", format!("name: both\ntasks:\n{DIAMOND}{CYCLE}"));
 
     let done = sandbox.aloft(&["validate", "both.yaml"]);
     done.assert_code(1);
@@ -196,7 +197,13 @@ fn validate_accepts_the_shipped_examples() {
     let sandbox = Sandbox::new();
     let files: Vec<String> = ["etl", "fan-in", "cleanup"]
         .iter()
-        .map(|f| examples_dir().join(f).join("workflow.yaml").display().to_string())
+        .map(|f| {
+            examples_dir()
+                .join(f)
+                .join("workflow.yaml")
+                .display()
+                .to_string()
+        })
         .collect();
     let args: Vec<&str> = std::iter::once("validate")
         .chain(files.iter().map(String::as_str))
@@ -204,7 +211,10 @@ fn validate_accepts_the_shipped_examples() {
 
     let done = sandbox.aloft(&args);
     done.assert_code(0);
-    assert_eq!(done.stderr.lines().filter(|l| l.contains(": ok (")).count(), 3);
+    assert_eq!(
+        done.stderr.lines().filter(|l| l.contains(": ok (")).count(),
+        3
+    );
 }
 
 #[test]

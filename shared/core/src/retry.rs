@@ -230,6 +230,9 @@ mod tests {
             ..task
         };
         let policy = RetryPolicy::resolve(Some(&capped), None);
-        assert_eq!(policy.next_delay(1, "error", 0), Some(Duration::from_secs(60)));
+        assert_eq!(
+            policy.next_delay(1, "error", 0),
+            Some(Duration::from_secs(60))
+        );
     }
 }

@@ -50,9 +50,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         };
         if now < record.not_before {
             let timer = format!("dispatch/{key}/{attempt}");
-            return self
-                .rearm(run_id, &timer, message, record.not_before)
-                .await;
+            return self.rearm(run_id, &timer, message, record.not_before).await;
         }
         let workflow = self.workflow(&run.version, run_id).await?;
         let Some(task) = workflow.task(&key.task) else {

@@ -195,7 +195,11 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
             if self.still_waits(&message).await? {
                 return Ok(Some(message));
             }
-            debug!(scope, run_id = message.run_id(), "stale parked message dropped");
+            debug!(
+                scope,
+                run_id = message.run_id(),
+                "stale parked message dropped"
+            );
         }
         Ok(None)
     }

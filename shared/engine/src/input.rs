@@ -57,7 +57,9 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         Ok(Ok(bytes))
     }
 
-    async fn upstream_output(
+    /// An upstream's output as its dependents see it: a `for_each` task's is the list
+    /// of its items' outputs.
+    pub(crate) async fn upstream_output(
         &self,
         run: &RunRecord,
         record: &TaskRecord,

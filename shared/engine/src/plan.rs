@@ -198,7 +198,16 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
             }
             return Ok(());
         };
-        match items_of(records.get(&for_each.source), for_each) {
+        let source = records
+            .get(&for_each.source)
+            .filter(|r| r.state == TaskState::Succeeded);
+        let items = match source {
+            Some(record) => items_of(self.upstream_output(run, record).await?, for_each),
+            // A source that did not succeed (skipped, or failed under a rule that runs
+            // anyway) has nothing to map over.
+            None => Ok(Vec::new()),
+        };
+        match items {
             Ok(items) if items.is_empty() => {
                 let change = settle_waiting(&task.name, TaskState::Skipped, now, Some("[]"), None);
                 self.settle_in_plan(run, task, change, step).await
@@ -299,6 +308,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         }
         info!(workflow = %run.workflow, run_id = %run.id, status = %to, "run stopped");
         let now = self.clock.now();
+        let mut holders = vec![run.id.clone()];
         for task in self.store.all_tasks(&run.id).await? {
             let to_state = match task.state {
                 TaskState::Running => TaskState::TimedOut,
@@ -312,12 +322,17 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
             }
             let failure = (to_state == TaskState::TimedOut)
                 .then(|| Failure::new(Failure::TIMEOUT, "the run passed its deadline"));
+            // A ready task's attempt never started: it counts only the attempts that ran.
+            let ran = match task.state {
+                TaskState::Ready => task.attempt.saturating_sub(1),
+                _ => task.attempt,
+            };
             let change = TaskChange {
                 key: task.key.clone(),
                 from: task.state,
                 attempt: task.attempt,
                 to: to_state,
-                new_attempt: task.attempt,
+                new_attempt: ran,
                 not_before: None,
                 started_at: None,
                 ended_at: Some(now),
@@ -325,10 +340,14 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
                 failure,
             };
             self.store.update_task(&run.id, &change).await?;
-            self.release_slots(&holder(&run.id, &task.key, task.attempt))
-                .await?;
+            holders.push(holder(&run.id, &task.key, task.attempt));
         }
-        self.release_slots(&run.id).await
+        // Slots are freed once no task of the run waits any more, so that the wake-ups
+        // go to other runs' waiting tasks, not to this run's stopped ones.
+        for holder in holders {
+            self.release_slots(&holder).await?;
+        }
+        Ok(())
     }
 }
 
@@ -381,16 +400,9 @@ fn settle_waiting(
     }
 }
 
-/// The items a `for_each` task maps over, read from its source's stored output. A source
-/// that did not succeed (skipped, or failed under a rule that runs anyway) has nothing
-/// to map over.
-fn items_of(source: Option<&TaskRecord>, for_each: &ForEach) -> Result<Vec<Value>, Failure> {
-    let Some(source) = source.filter(|r| r.state == TaskState::Succeeded) else {
-        return Ok(Vec::new());
-    };
-    let text = source.output.as_deref().unwrap_or("null");
-    let mut value: Value = serde_json::from_str(text)
-        .map_err(|e| Failure::new("bad_items", format!("upstream output is not JSON: {e}")))?;
+/// The items a `for_each` task maps over, found along its path in its source's output
+/// (for a `for_each` source, the list of its items' outputs).
+fn items_of(mut value: Value, for_each: &ForEach) -> Result<Vec<Value>, Failure> {
     for field in &for_each.path {
         value = match value {
             Value::Object(mut map) => map.remove(field).unwrap_or(Value::Null),

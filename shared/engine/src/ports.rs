@@ -214,7 +214,9 @@ pub trait Store: Send + Sync {
     /// Record that the wake-up `timer` of a run is armed for `at`; false when it already
     /// was. A delayed message sends its next leg only when this returns true, so that
     /// duplicates of one leg do not multiply the chain. The record may go once the run
-    /// settles.
+    /// settles. The embedded backend commits this write and the leg's send together; a
+    /// backend that cannot would lose the leg if it stopped between the two, until it
+    /// writes them through one transaction or an outbox.
     fn arm(
         &self,
         run_id: &str,

@@ -39,7 +39,12 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
     ) -> Result<(), EngineError> {
         let now = self.clock.now();
         let config = &self.config;
-        let at = next_recheck(since, now, config.park_recheck_ms, config.max_queue_delay_ms);
+        let at = next_recheck(
+            since,
+            now,
+            config.park_recheck_ms,
+            config.max_queue_delay_ms,
+        );
         self.send_once(run_id, timer, message, at).await
     }
 
@@ -55,7 +60,10 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
             return Ok(());
         }
         let delay = at.saturating_sub(self.clock.now());
-        Ok(self.queue.send(vec![Outgoing::after(message, delay)]).await?)
+        Ok(self
+            .queue
+            .send(vec![Outgoing::after(message, delay)])
+            .await?)
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -85,6 +86,28 @@ CREATE TABLE IF NOT EXISTS timers (
 ) WITHOUT ROWID;
 ";
 
+/// How long a connection waits for another process's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Switch the database to WAL mode. Processes that open a fresh database at once (or
+/// one whose last writer was killed, while another recovers its WAL) race for the
+/// switch, and SQLite tells the losers "busy" without waiting in its busy handler; by
+/// then the winner has switched the file or finished the recovery, so they ask again.
+fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let give_up = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(error)
+                if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && Instant::now() < give_up =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The embedded backend's database, shared by the store, the queues and the runner.
 #[derive(Clone)]
 pub struct Sqlite {
@@ -143,10 +166,8 @@ impl Sqlite {
             source,
         };
         let conn = Connection::open(path).map_err(sqlite)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(sqlite)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sqlite)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
+        use_wal(&conn).map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sqlite)?;
         conn.execute_batch(SCHEMA).map_err(sqlite)?;

@@ -316,7 +316,7 @@ impl Runner<LocalInvoker> {
                 self.engine
                     .invoker()
                     .watch(run_id, &task.key, task.attempt, files);
-            } else if files.started().exists()
+            } else if may_have_run(&plan.run, &files)
                 || !files.input().exists()
                 || matches!(plan.run, RunSpec::Pass(_))
             {
@@ -345,6 +345,17 @@ impl Runner<LocalInvoker> {
         }));
         self.enqueue(finished).await?;
         Ok(Some(run))
+    }
+}
+
+/// Whether an attempt with no outcome and no live process may have run. A command's
+/// wrapper writes its pid before the command does anything, so without a pid file the
+/// command never ran (the runner died between the start marker and the spawn) and can
+/// be launched; a Lambda call may have been made once its start marker is written.
+fn may_have_run(run: &RunSpec, files: &AttemptFiles) -> bool {
+    match run {
+        RunSpec::Command(_) => files.pid().exists(),
+        _ => files.started().exists(),
     }
 }
 

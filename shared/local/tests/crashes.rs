@@ -29,7 +29,11 @@ type Summary = (RunStatus, BTreeMap<String, (TaskState, u32)>, usize);
 
 fn summary(report: &Report) -> Summary {
     let items = report.items("each");
-    assert!(items.iter().all(|i| (i.state, i.attempt) == (TaskState::Succeeded, 1)));
+    assert!(
+        items
+            .iter()
+            .all(|i| (i.state, i.attempt) == (TaskState::Succeeded, 1))
+    );
     (report.status(), report.states(), items.len())
 }
 
@@ -64,7 +68,8 @@ async fn the_mixed_workflow_settles_as_expected_when_undisturbed() {
     let ((status, states, items), _) = undisturbed().await;
     assert_eq!(status, RunStatus::Failed, "slow times out");
     assert_eq!(items, 3);
-    let expect = |name: &str, state, attempts| assert_eq!(states[name], (state, attempts), "{name}");
+    let expect =
+        |name: &str, state, attempts| assert_eq!(states[name], (state, attempts), "{name}");
     expect("a", TaskState::Succeeded, 1);
     expect("b", TaskState::Succeeded, 1);
     expect("c", TaskState::Succeeded, 1);
@@ -114,7 +119,10 @@ async fn a_runner_killed_in_the_middle_of_any_batch_loses_nothing() {
         assert_each_attempt_started_once(&report);
         assert_no_slot_left(&sim);
     }
-    assert!(stalled_batches >= 5, "only {stalled_batches} crashes hit a start");
+    assert!(
+        stalled_batches >= 5,
+        "only {stalled_batches} crashes hit a start"
+    );
 }
 
 #[tokio::test]

@@ -63,7 +63,10 @@ async fn every_message_delivered_again_still_starts_each_attempt_once() {
     // Attempt 1 fails at once at t = 0; attempt 2 waits its 6 h, re-armed past the
     // 15-minute queue cap, and starts once.
     assert_eq!(starts("flaky"), [(1, 0), (2, 6 * HOUR)]);
-    assert!(report.observed.count("dispatch") > 3, "duplicates were delivered");
+    assert!(
+        report.observed.count("dispatch") > 3,
+        "duplicates were delivered"
+    );
 }
 
 #[tokio::test]
@@ -100,7 +103,15 @@ tasks:
     }
     assert_eq!(report.state("d"), (TaskState::Succeeded, 1));
     assert_eq!(report.status(), RunStatus::Failed);
-    assert!(report.observed.most_leases.get("pool:gate").copied().unwrap_or(0) <= 2);
+    assert!(
+        report
+            .observed
+            .most_leases
+            .get("pool:gate")
+            .copied()
+            .unwrap_or(0)
+            <= 2
+    );
     let leases: u32 = sim
         .raw()
         .query_row("SELECT count(*) FROM leases", [], |r| r.get(0))

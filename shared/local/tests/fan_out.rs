@@ -10,7 +10,6 @@ use aloft_core::{RunStatus, TaskState};
 use aloft_engine::OUTPUT_LIMIT;
 use sim::Sim;
 
-
 fn wide_fan_in(item_run: &str) -> String {
     let ids: Vec<u32> = (0..10_000).collect();
     let list = json!({ "ids": ids }).to_string();
@@ -87,7 +86,6 @@ async fn ten_thousand_running_items_never_exceed_max_concurrency() {
         .run_yaml(&wide_fan_in(r#"{command: [sleep, "5"]}"#))
         .await;
 
-    eprintln!("{:?} steps {} busy {}", report.observed.handled, report.observed.steps, report.observed.busy_steps);
     assert_every_item_succeeded_once(&report);
     assert_eq!(report.starts_of("each").len(), 10_000);
     assert_eq!(sim.most_running("each"), 100);

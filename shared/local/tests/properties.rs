@@ -32,6 +32,8 @@ enum Behaviour {
     Fail,
     FailOnceThenRetry,
     SleepPastTimeout,
+    /// Succeeds with `{"xs": [0, 1, ...]}` of this many items, for `for_each` tasks.
+    EmitList(u8),
 }
 
 impl Behaviour {
@@ -42,6 +44,10 @@ impl Behaviour {
             Self::Fail => r#"{command: ["false"]}"#.into(),
             Self::FailOnceThenRetry => "{command: [fail-once]}".into(),
             Self::SleepPastTimeout => r#"{command: [sleep, "100"]}"#.into(),
+            Self::EmitList(n) => {
+                let xs: Vec<u8> = (0..n).collect();
+                format!("{{command: [emit, '{}']}}", serde_json::json!({ "xs": xs }))
+            }
         }
     }
 
@@ -58,7 +64,9 @@ impl Behaviour {
     /// The final (state, attempts) of a task that runs.
     fn end(self) -> (TaskState, u32) {
         match self {
-            Self::Succeed | Self::SleepThenSucceed(_) => (TaskState::Succeeded, 1),
+            Self::Succeed | Self::SleepThenSucceed(_) | Self::EmitList(_) => {
+                (TaskState::Succeeded, 1)
+            }
             Self::Fail => (TaskState::Failed, 1),
             Self::FailOnceThenRetry => (TaskState::Succeeded, 2),
             Self::SleepPastTimeout => (TaskState::TimedOut, 1),
@@ -71,6 +79,25 @@ struct Task {
     upstream: Vec<usize>,
     rule: usize,
     behaviour: Behaviour,
+    /// Map over the first upstream's list, when that upstream emits one.
+    fan_out: bool,
+}
+
+/// The `for_each` source of task `i`, if it fans out: its first upstream, with the
+/// length of the list it emits, or `None` when that upstream fans out itself and task
+/// `i` maps over its items' outputs.
+fn source(tasks: &[Task], i: usize) -> Option<(usize, Option<u8>)> {
+    let first = *tasks[i].upstream.first()?;
+    if !tasks[i].fan_out {
+        return None;
+    }
+    if source(tasks, first).is_some() {
+        return Some((first, None));
+    }
+    match tasks[first].behaviour {
+        Behaviour::EmitList(n) => Some((first, Some(n))),
+        _ => None,
+    }
 }
 
 fn behaviour() -> impl Strategy<Value = Behaviour> {
@@ -80,6 +107,7 @@ fn behaviour() -> impl Strategy<Value = Behaviour> {
         2 => Just(Behaviour::Fail),
         1 => Just(Behaviour::FailOnceThenRetry),
         1 => Just(Behaviour::SleepPastTimeout),
+        2 => (0u8..4).prop_map(Behaviour::EmitList),
     ]
 }
 
@@ -95,12 +123,14 @@ fn dag() -> impl Strategy<Value = Vec<Task>> {
                         .prop_map(|s| s.into_iter().collect())
                         .boxed()
                 };
-                (upstream, 0..RULES.len(), behaviour())
-                    .prop_map(|(upstream, rule, behaviour)| Task {
+                (upstream, 0..RULES.len(), behaviour(), any::<bool>()).prop_map(
+                    |(upstream, rule, behaviour, fan_out)| Task {
                         upstream,
                         rule,
                         behaviour,
-                    })
+                        fan_out,
+                    },
+                )
             })
             .collect();
         tasks
@@ -115,8 +145,13 @@ fn yaml(tasks: &[Task], max_tasks: Option<u32>) -> String {
     out.push_str("tasks:\n");
     for (i, task) in tasks.iter().enumerate() {
         let deps: Vec<String> = task.upstream.iter().map(|u| format!("t{u}")).collect();
+        let for_each = match source(tasks, i) {
+            Some((u, Some(_))) => format!(", for_each: $.t{u}.xs"),
+            Some((u, None)) => format!(", for_each: $.t{u}"),
+            None => String::new(),
+        };
         out.push_str(&format!(
-            "  t{i}: {{depends_on: [{}], trigger_rule: {}, run: {}{}}}\n",
+            "  t{i}: {{depends_on: [{}], trigger_rule: {}, run: {}{}{for_each}}}\n",
             deps.join(", "),
             RULES[task.rule].0,
             task.behaviour.run(),
@@ -135,7 +170,13 @@ fn check(tasks: &[Task], report: &Report) -> Result<(), TestCaseError> {
     for start in &report.starts {
         let count = seen.entry((start.key.clone(), start.attempt)).or_insert(0);
         *count += 1;
-        prop_assert_eq!(*count, 1, "{} attempt {} started twice", start.key, start.attempt);
+        prop_assert_eq!(
+            *count,
+            1,
+            "{} attempt {} started twice",
+            start.key,
+            start.attempt
+        );
     }
 
     let name = |i: usize| format!("t{i}");
@@ -144,9 +185,26 @@ fn check(tasks: &[Task], report: &Report) -> Result<(), TestCaseError> {
             task.upstream.iter().map(|&u| states[&name(u)].0).collect();
         let decision = decide(RULES[task.rule].1, upstream_states.iter().copied());
         let actual = states[&name(i)];
-        match decision {
-            Decision::Run => prop_assert_eq!(actual, task.behaviour.end(), "t{}", i),
-            other => {
+        match (decision, source(tasks, i)) {
+            (Decision::Run, None) => prop_assert_eq!(actual, task.behaviour.end(), "t{}", i),
+            (Decision::Run, Some((u, emitted))) => {
+                let items = report.items(&name(i));
+                let n = emitted.map_or_else(|| report.items(&name(u)).len(), usize::from);
+                let mapped = states[&name(u)].0 == TaskState::Succeeded && n > 0;
+                let expected = match (mapped, task.behaviour.end().0) {
+                    (false, _) => (TaskState::Skipped, 0),
+                    (true, TaskState::Succeeded) => (TaskState::Succeeded, 1),
+                    (true, _) => (TaskState::Failed, 1),
+                };
+                prop_assert_eq!(actual, expected, "t{} over t{}", i, u);
+                let item_count = if mapped { n } else { 0 };
+                prop_assert_eq!(items.len(), item_count, "items of t{}", i);
+                let output = report.task(&name(i)).output.as_deref();
+                if !mapped {
+                    prop_assert_eq!(output, Some("[]"), "t{} maps over nothing", i);
+                }
+            }
+            (other, _) => {
                 let settled = other.settled_state().expect("not run");
                 prop_assert_eq!(actual, (settled, 0), "t{}", i);
             }

@@ -74,7 +74,11 @@ async fn every_rule_against_a_succeeded_and_a_skipped_upstream() {
     assert_eq!(report.status(), RunStatus::Succeeded);
     assert_eq!(report.state("skipped"), (TaskState::Skipped, 0));
     for (rule, state, attempts) in rules {
-        assert_eq!(report.state(&format!("r_{rule}")), (state, attempts), "{rule}");
+        assert_eq!(
+            report.state(&format!("r_{rule}")),
+            (state, attempts),
+            "{rule}"
+        );
     }
 }
 

@@ -50,7 +50,10 @@ async fn assert_third_task_waits_ready(yaml: &str, scope: &str) {
     assert_eq!(running, ["a", "b"], "at 5 min: {states:?}");
     let waiting = middle.task("c");
     assert_eq!((waiting.state, waiting.attempt), (TaskState::Ready, 1));
-    assert_eq!(waiting.started_at, None, "waiting must not start an attempt");
+    assert_eq!(
+        waiting.started_at, None,
+        "waiting must not start an attempt"
+    );
     assert!(waiting.failure.is_none());
     assert_eq!(middle.starts_of("c").len(), 0);
 
@@ -105,9 +108,15 @@ async fn a_waiting_dispatch_never_spins() {
     assert!(ten_minutes < 12, "{ten_minutes} dispatches in 10 min");
     // A wait a hundred times longer costs at most one re-check per queue delay (15 min).
     let long = dispatches_while_waiting(&pool_wait(60_000)).await;
-    assert!(long < 12 + 2 * 60_000 / 900, "{long} dispatches in 1000 min");
+    assert!(
+        long < 12 + 2 * 60_000 / 900,
+        "{long} dispatches in 1000 min"
+    );
     let long = dispatches_while_waiting(&max_tasks_wait(60_000)).await;
-    assert!(long < 12 + 2 * 60_000 / 900, "{long} dispatches in 1000 min");
+    assert!(
+        long < 12 + 2 * 60_000 / 900,
+        "{long} dispatches in 1000 min"
+    );
 }
 
 const SLOT_LEAK: &str = r#"
@@ -140,7 +149,10 @@ async fn timeouts_free_their_slots_for_the_waiting_task() {
         .iter()
         .map(|c| (c.key.task.as_str(), c.attempt, c.at))
         .collect();
-    assert_eq!(cancels, [("a", 1, 5 * S), ("b", 1, 5 * S), ("c", 1, 10 * S)]);
+    assert_eq!(
+        cancels,
+        [("a", 1, 5 * S), ("b", 1, 5 * S), ("c", 1, 10 * S)]
+    );
     assert_eq!(report.ended_at(), 10 * S);
     assert_eq!(
         report.observed.usage("pool:gate"),
@@ -182,4 +194,51 @@ async fn a_killed_runner_resumed_later_times_out_the_same_and_leaks_no_slot() {
         .expect("count leases");
     assert_eq!(leases, 0, "a slot stayed leased");
     assert_eq!(report.observed.most_leases.get("pool:gate"), Some(&2));
+}
+
+#[tokio::test]
+async fn a_run_stopped_at_its_deadline_hands_its_pool_slot_to_another_run_at_once() {
+    // Two workflows share the pool `gate` of one slot. `stopped` holds it and has a
+    // second task waiting for it when its deadline stops the run at t = 3 s; `other`
+    // has waited since t = 1 s and must get the slot at 3 s, not at a later re-check.
+    let stopped = r#"
+name: stopped
+deadline: 3s
+on_deadline: fail
+pools: {gate: 1}
+tasks:
+  a1: {pool: gate, run: {command: [sleep, "60"]}}
+  a2: {pool: gate, run: {command: [sleep, "60"]}}
+"#;
+    let other = r#"
+name: other
+pools: {gate: 1}
+tasks:
+  b1: {pool: gate, run: {command: [sleep, "5"]}}
+"#;
+    let mut sim = Sim::new();
+    let first = sim.start_yaml(stopped).await;
+    sim.run_until(&first, S).await;
+    let second = sim.start_yaml(other).await;
+    let runs = [first.clone(), second.clone()];
+    sim.drive_all(&runs, None).await;
+
+    let stopped = sim.report(&first).await;
+    assert_eq!(stopped.status(), RunStatus::TimedOut);
+    assert_eq!(stopped.state("a1"), (TaskState::TimedOut, 1));
+    assert_eq!(
+        stopped.state("a2"),
+        (TaskState::Skipped, 0),
+        "a2 never started"
+    );
+    let other = sim.report(&second).await;
+    assert_eq!(other.status(), RunStatus::Succeeded);
+    let b1 = other.starts_of("b1");
+    assert_eq!(
+        (b1.len(), b1[0].at),
+        (1, 3 * S),
+        "b1 gets the slot when a1 stops"
+    );
+    assert_eq!(other.ended_at(), 8 * S);
+    assert_eq!(other.observed.most_leases.get("pool:gate"), Some(&1));
 }

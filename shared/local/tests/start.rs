@@ -8,8 +8,8 @@ use std::sync::{Arc, Barrier};
 use serde_json::{Value, json};
 
 use aloft_core::RunStatus;
-use aloft_engine::{EngineError, Started};
 use aloft_engine::ports::Clock;
+use aloft_engine::{EngineError, Started};
 use aloft_local::{ManualClock, Runner};
 use sim::{Sim, request};
 
@@ -51,7 +51,9 @@ async fn a_repeated_key_returns_its_running_run_and_refuses_any_other_use() {
     assert_eq!(runs_in(&sim), 1);
 
     // 2. The same key and the same input (spaced differently) while it runs.
-    let again = start(&sim, "run-1", r#"{ "a": 1 }"#).await.expect("same run");
+    let again = start(&sim, "run-1", r#"{ "a": 1 }"#)
+        .await
+        .expect("same run");
     assert_eq!(again.run_id, first.run_id);
     assert!(!again.created);
     assert_eq!(runs_in(&sim), 1);
@@ -78,8 +80,12 @@ async fn a_repeated_key_returns_its_running_run_and_refuses_any_other_use() {
 #[tokio::test]
 async fn inputs_are_compared_in_canonical_json() {
     let sim = Sim::new();
-    let one = start(&sim, "run-2", r#"{"a":1,"b":2}"#).await.expect("new run");
-    let two = start(&sim, "run-2", r#"{"b":2,"a":1}"#).await.expect("same run");
+    let one = start(&sim, "run-2", r#"{"a":1,"b":2}"#)
+        .await
+        .expect("new run");
+    let two = start(&sim, "run-2", r#"{"b":2,"a":1}"#)
+        .await
+        .expect("same run");
     assert!(one.created);
     assert!(!two.created);
     assert_eq!(one.run_id, two.run_id);

@@ -26,12 +26,23 @@ async fn each_attempt_is_stopped_at_its_timeout_and_retried_after_its_backoff() 
     assert_eq!(report.status(), RunStatus::Failed);
     assert_eq!(report.ended_at(), 7 * S);
     assert_eq!(report.state("w"), (TaskState::TimedOut, 2));
-    assert_eq!(report.task("w").failure.as_ref().map(|f| f.kind.as_str()), Some("timeout"));
+    assert_eq!(
+        report.task("w").failure.as_ref().map(|f| f.kind.as_str()),
+        Some("timeout")
+    );
     assert_eq!(report.state("after"), (TaskState::UpstreamFailed, 0));
-    let starts: Vec<(u32, u64)> = report.starts_of("w").iter().map(|s| (s.attempt, s.at)).collect();
+    let starts: Vec<(u32, u64)> = report
+        .starts_of("w")
+        .iter()
+        .map(|s| (s.attempt, s.at))
+        .collect();
     assert_eq!(starts, [(1, 0), (2, 4 * S)]);
     let cancels: Vec<(u32, u64)> = report.cancels.iter().map(|c| (c.attempt, c.at)).collect();
-    assert_eq!(cancels, [(1, 3 * S), (2, 7 * S)], "no attempt runs past its 3 s");
+    assert_eq!(
+        cancels,
+        [(1, 3 * S), (2, 7 * S)],
+        "no attempt runs past its 3 s"
+    );
 }
 
 #[tokio::test]
@@ -52,12 +63,19 @@ async fn a_late_success_of_a_timed_out_attempt_changes_nothing() {
     sim.run_until(&run, 26 * S).await;
     let after = sim.report(&run).await;
 
-    assert_eq!(after.observed.count("complete"), before.observed.count("complete") + 1);
+    assert_eq!(
+        after.observed.count("complete"),
+        before.observed.count("complete") + 1
+    );
     assert_eq!(after.run, before.run);
     assert_eq!(after.records, before.records);
     assert_eq!(after.state("w"), (TaskState::TimedOut, 2));
     assert_eq!(after.task("w").output, None);
-    assert_eq!(after.starts.len(), before.starts.len(), "nothing downstream planned");
+    assert_eq!(
+        after.starts.len(),
+        before.starts.len(),
+        "nothing downstream planned"
+    );
 }
 
 #[tokio::test]
@@ -103,7 +121,11 @@ async fn a_deadline_with_on_deadline_fail_times_the_run_out_at_the_deadline() {
     assert_eq!(report.ended_at(), 3 * S);
     assert_eq!(report.state("w"), (TaskState::TimedOut, 1));
     assert!(report.run.sla_missed);
-    let cancels: Vec<(&str, u64)> = report.cancels.iter().map(|c| (c.key.task.as_str(), c.at)).collect();
+    let cancels: Vec<(&str, u64)> = report
+        .cancels
+        .iter()
+        .map(|c| (c.key.task.as_str(), c.at))
+        .collect();
     assert_eq!(cancels, [("w", 3 * S)]);
     let leases: u32 = sim
         .raw()
