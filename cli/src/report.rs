@@ -6,12 +6,41 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 use aloft_core::Workflow;
+use aloft_engine::ports::Store;
 use aloft_engine::record::{RunRecord, TaskRecord};
+use aloft_local::Runner;
+use aloft_local::query::{AttemptRow, attempts};
+
+use crate::Output;
+
+/// Load a run with its tasks and attempt history and print it; returns the run.
+pub async fn print_run(runner: &Runner, run_id: &str, output: Output) -> anyhow::Result<RunRecord> {
+    let db = runner.db();
+    let run = db
+        .run(run_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("run {run_id} disappeared"))?;
+    let tasks = db.all_tasks(run_id).await?;
+    let history = attempts(db, run_id)?;
+    let workflow = runner.engine().workflow(&run.version, run_id).await?;
+    let view = RunView {
+        run: &run,
+        tasks: &tasks,
+        history: &history,
+        workflow: &workflow,
+    };
+    match output {
+        Output::Json => println!("{}", view.to_json()),
+        Output::Text => print!("{}", view.to_table()),
+    }
+    Ok(run)
+}
 
 /// A run and its tasks, ready to print.
 pub struct RunView<'a> {
     pub run: &'a RunRecord,
     pub tasks: &'a [TaskRecord],
+    pub history: &'a [AttemptRow],
     pub workflow: &'a Workflow,
 }
 
@@ -44,7 +73,10 @@ impl RunView<'_> {
         let run = self.run;
         let mut tasks = Map::new();
         for task in self.tasks.iter().filter(|t| t.key.item.is_none()) {
-            tasks.insert(task.key.task.clone(), task_json(task));
+            tasks.insert(
+                task.key.task.clone(),
+                task_json(task, self.history_of(&task.key.task)),
+            );
         }
         json!({
             "id": run.id,
@@ -63,6 +95,11 @@ impl RunView<'_> {
             "sla_missed": run.sla_missed,
             "tasks": tasks,
         })
+    }
+
+    /// The ended attempts of one task, oldest first.
+    fn history_of(&self, task: &str) -> Vec<&AttemptRow> {
+        self.history.iter().filter(|a| a.task == task).collect()
     }
 
     /// The run as a table of tasks.
@@ -111,6 +148,19 @@ impl RunView<'_> {
                 "{:width$}  {status:15}  {:>8}  {took:>9}",
                 task.key.task, task.attempt
             );
+            for earlier in self
+                .history_of(&task.key.task)
+                .iter()
+                .filter(|a| a.attempt < task.attempt)
+            {
+                if let Some((kind, message)) = &earlier.failure {
+                    let _ = writeln!(
+                        out,
+                        "{:width$}  └ attempt {}: {kind}: {message}",
+                        "", earlier.attempt
+                    );
+                }
+            }
             if let Some(failure) = task.failure.as_ref().filter(|_| task.state.is_failure()) {
                 let _ = writeln!(out, "{:width$}  └ {failure}", "");
             }
@@ -119,7 +169,7 @@ impl RunView<'_> {
     }
 }
 
-fn task_json(task: &TaskRecord) -> Value {
+fn task_json(task: &TaskRecord, history: Vec<&AttemptRow>) -> Value {
     let output = task
         .output
         .as_deref()
@@ -133,6 +183,19 @@ fn task_json(task: &TaskRecord) -> Value {
         "output": output,
         "error": task.failure.as_ref().map(|f| json!({"kind": f.kind, "message": f.message})),
     });
+    value["history"] = history
+        .into_iter()
+        .map(|a| {
+            json!({
+                "attempt": a.attempt,
+                "status": a.state,
+                "started_at": time_value(a.started_at),
+                "ended_at": time(a.ended_at),
+                "duration_ms": a.started_at.map(|s| a.ended_at.saturating_sub(s)),
+                "error": a.failure.as_ref().map(|(kind, message)| json!({"kind": kind, "message": message})),
+            })
+        })
+        .collect();
     if let Some(items) = task.items {
         value["items"] = json!({"total": items.total, "failed": items.failed});
     }

@@ -11,11 +11,9 @@ use serde_json::Value;
 use aloft_core::RunStatus;
 use aloft_core::source::load_path;
 use aloft_engine::StartRequest;
-use aloft_engine::ports::Store;
 use aloft_local::{Runner, SystemClock};
 
 use crate::progress::Progress;
-use crate::report::RunView;
 use crate::runs::resolve_run;
 use crate::{DbArgs, Output};
 
@@ -106,17 +104,7 @@ async fn drive(
     };
     progress.finish();
     let run = driven.with_context(|| format!("run {run_id} stopped"))?;
-    let tasks = runner.db().all_tasks(run_id).await?;
-    let workflow = runner.engine().workflow(&run.version, run_id).await?;
-    let view = RunView {
-        run: &run,
-        tasks: &tasks,
-        workflow: &workflow,
-    };
-    match output {
-        Output::Json => println!("{}", view.to_json()),
-        Output::Text => print!("{}", view.to_table()),
-    }
+    let run = crate::report::print_run(runner, &run.id, output).await?;
     Ok(if run.status == RunStatus::Succeeded {
         ExitCode::SUCCESS
     } else {

@@ -3,15 +3,14 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use aloft_engine::ports::Store;
 use aloft_local::Sqlite;
 use aloft_local::query::{Found, find_run, list_runs};
 
-use crate::report::{RunView, duration, time};
+use crate::report::{duration, time};
 use crate::run::open;
 use crate::{DbArgs, Output};
 
@@ -108,18 +107,7 @@ fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
 async fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
     let runner = open(&args.db)?;
     let run_id = resolve_run(runner.db(), &args.run)?;
-    let run = runner.db().run(&run_id).await?.context("run disappeared")?;
-    let tasks = runner.db().all_tasks(&run_id).await?;
-    let workflow = runner.engine().workflow(&run.version, &run_id).await?;
-    let view = RunView {
-        run: &run,
-        tasks: &tasks,
-        workflow: &workflow,
-    };
-    match args.output {
-        Output::Json => println!("{}", view.to_json()),
-        Output::Text => print!("{}", view.to_table()),
-    }
+    crate::report::print_run(&runner, &run_id, args.output).await?;
     Ok(ExitCode::SUCCESS)
 }
 

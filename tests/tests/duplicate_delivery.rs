@@ -182,3 +182,74 @@ fn replaying_every_message_after_the_run_settled_changes_nothing() {
     let shown = sandbox.aloft(&["runs", "show", &run_id, "--output", "json"]);
     assert_eq!(shown.json(), printed);
 }
+
+/// Forged late and duplicate messages, in the queue's stored form (the same JSON as the
+/// SQS message bodies): starts of every task, including settled, running, waiting and
+/// never-reached attempts, completions that contradict how settled attempts ended or
+/// report attempts that never ran, and extra planning.
+fn forged_messages(run_id: &str, succeeded: &[String]) -> BTreeSet<Row> {
+    let mut bodies = Vec::new();
+    for (name, _) in TASKS {
+        for attempt in [1, 2] {
+            bodies.push(json!({"type": "dispatch", "run_id": run_id,
+                "key": {"task": name}, "attempt": attempt}));
+        }
+        let bogus = json!({"status": "succeeded", "output": {"forged": true}});
+        bodies.push(json!({"type": "complete", "run_id": run_id,
+            "key": {"task": name}, "attempt": 2, "outcome": bogus}));
+    }
+    for name in succeeded {
+        let failed = json!({"status": "failed",
+            "failure": {"kind": "error", "message": "forged late failure"}});
+        bodies.push(json!({"type": "complete", "run_id": run_id,
+            "key": {"task": name}, "attempt": 1, "outcome": failed}));
+    }
+    let waiting = json!({"status": "succeeded", "output": {"forged": true}});
+    bodies.push(json!({"type": "complete", "run_id": run_id,
+        "key": {"task": "f"}, "attempt": 1, "outcome": waiting}));
+    bodies.push(json!({"type": "plan", "run_id": run_id}));
+    bodies
+        .into_iter()
+        .map(|body| (run_id.to_owned(), queue_of(&body), body.to_string()))
+        .collect()
+}
+
+/// The queue a message kind travels on.
+fn queue_of(body: &serde_json::Value) -> String {
+    match body["type"].as_str() {
+        Some("dispatch") => "dispatch",
+        Some("complete") => "complete",
+        _ => "plan",
+    }
+    .to_owned()
+}
+
+#[test]
+fn forged_late_starts_and_contradicting_completions_change_nothing() {
+    let sandbox = Sandbox::new();
+    sandbox.write("workflow.yaml", workflow());
+    let (_, run_id) = run_watching_queue(&sandbox, "e");
+    let paused = sandbox.aloft(&["runs", "show", &run_id, "--output", "json"]);
+    paused.assert_code(0);
+    let succeeded: Vec<String> = task_table(&paused.json())
+        .into_iter()
+        .filter(|(_, (status, _))| status == "succeeded")
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        ["a", "b", "c"].iter().all(|t| succeeded.iter().any(|s| s == t)),
+        "a, b and c end before e starts: {succeeded:?}"
+    );
+
+    deliver_again(&sandbox.db(), &forged_messages(&run_id, &succeeded), 2);
+    let done = sandbox.aloft(&["resume", &run_id, "--output", "json"]);
+
+    done.assert_no_panic();
+    assert!(
+        !done.stderr.contains("unreadable message"),
+        "a forged message was not understood:\n{}",
+        done.stderr
+    );
+    done.assert_code(0);
+    assert_each_task_ran_once(&sandbox, &done.json());
+}

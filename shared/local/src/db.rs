@@ -55,6 +55,18 @@ CREATE TABLE IF NOT EXISTS tasks (
     position INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, task, item)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id TEXT NOT NULL,
+    task TEXT NOT NULL,
+    item INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    started_at INTEGER,
+    ended_at INTEGER NOT NULL,
+    failure_kind TEXT,
+    failure_message TEXT,
+    PRIMARY KEY (run_id, task, item, attempt)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,

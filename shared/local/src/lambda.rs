@@ -156,7 +156,10 @@ mod tests {
             Some(Outcome::Failed { failure: expected })
         );
         assert_eq!(error_document("summary", 400, body), None);
-        assert_eq!(error_document("summary", 500, br#"{"Type":"Service","message":"x"}"#), None);
+        assert_eq!(
+            error_document("summary", 500, br#"{"Type":"Service","message":"x"}"#),
+            None
+        );
         assert_eq!(error_document("summary", 503, b"<html>"), None);
     }
 

@@ -100,3 +100,51 @@ pub fn running_tasks(db: &Sqlite, run_id: &str, limit: usize) -> PortResult<Vec<
         .map_err(port_error)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(port_error)
 }
+
+/// One ended attempt of a task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptRow {
+    /// Task name.
+    pub task: String,
+    /// Item index of a `for_each` item.
+    pub item: Option<u32>,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// How it ended: succeeded, failed or timed_out.
+    pub state: String,
+    /// When it started.
+    pub started_at: Option<u64>,
+    /// When it ended.
+    pub ended_at: u64,
+    /// Failure kind and message, if it failed.
+    pub failure: Option<(String, String)>,
+}
+
+/// Every ended attempt of a run's top-level tasks, in task and attempt order.
+pub fn attempts(db: &Sqlite, run_id: &str) -> PortResult<Vec<AttemptRow>> {
+    let conn = db.conn();
+    let mut select = conn
+        .prepare_cached(
+            "SELECT task, item, attempt, state, started_at, ended_at, failure_kind, \
+             failure_message FROM attempts WHERE run_id = ?1 AND item = -1 \
+             ORDER BY task, attempt",
+        )
+        .map_err(port_error)?;
+    let rows = select
+        .query_map([run_id], |r| {
+            let item: i64 = r.get(1)?;
+            let kind: Option<String> = r.get(6)?;
+            let message: Option<String> = r.get(7)?;
+            Ok(AttemptRow {
+                task: r.get(0)?,
+                item: u32::try_from(item).ok(),
+                attempt: r.get(2)?,
+                state: r.get(3)?,
+                started_at: r.get(4)?,
+                ended_at: r.get(5)?,
+                failure: kind.map(|k| (k, message.unwrap_or_default())),
+            })
+        })
+        .map_err(port_error)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(port_error)
+}

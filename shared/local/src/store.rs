@@ -262,6 +262,9 @@ impl Store for Sqlite {
             ])
             .map_err(port_error)?;
         let applied = changed == 1;
+        if applied && change.from == TaskState::Running {
+            record_attempt(&conn, run_id, item, change, self.clock().now())?;
+        }
         if !change.to.is_settled() {
             return Ok(Applied {
                 applied,
@@ -437,6 +440,46 @@ impl Queue for Sqlite {
         }
         Ok(())
     }
+}
+
+/// Keep the history of an attempt that just ended: how, when, and why it failed.
+fn record_attempt(
+    conn: &rusqlite::Connection,
+    run_id: &str,
+    item: i64,
+    change: &TaskChange,
+    now: u64,
+) -> PortResult<()> {
+    let state = match (change.to, &change.failure) {
+        (TaskState::Ready, Some(f)) if f.kind == Failure::TIMEOUT => TaskState::TimedOut,
+        (TaskState::Ready, _) => TaskState::Failed,
+        (settled, _) => settled,
+    };
+    let (kind, message) = change
+        .failure
+        .as_ref()
+        .map(|f| (&f.kind, &f.message))
+        .unzip();
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO attempts (run_id, task, item, attempt, state, started_at, \
+           ended_at, failure_kind, failure_message) \
+         SELECT run_id, task, item, ?4, ?5, started_at, ?6, ?7, ?8 FROM tasks \
+         WHERE run_id = ?1 AND task = ?2 AND item = ?3",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
+            run_id,
+            change.key.task,
+            item,
+            change.attempt,
+            state.as_str(),
+            change.ended_at.unwrap_or(now),
+            kind,
+            message,
+        ])
+    })
+    .map_err(port_error)?;
+    Ok(())
 }
 
 /// The counters after a settling change: the parent's for an item, the run's otherwise.

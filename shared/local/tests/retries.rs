@@ -86,3 +86,48 @@ async fn full_jitter_keeps_every_wait_within_its_cap() {
         );
     }
 }
+
+#[tokio::test]
+async fn every_ended_attempt_is_kept_in_the_history() {
+    let mut sim = Sim::new();
+    let report = sim
+        .run_yaml(
+            r#"
+name: history
+tasks:
+  t:
+    run: {command: ["fail-once"]}
+    retry: {max_attempts: 3, backoff: fixed, initial_delay: 10s}
+  w:
+    timeout: 5s
+    run: {command: ["sleep", "60"]}
+    retry: {max_attempts: 2, backoff: fixed, initial_delay: 1s, on: [timeout]}
+"#,
+        )
+        .await;
+    assert_eq!(report.status(), RunStatus::Failed);
+    let run_id = report.run.id.clone();
+    let history = aloft_local::query::attempts(sim.runner().db(), &run_id).unwrap();
+    let shown: Vec<(&str, u32, &str, Option<&str>)> = history
+        .iter()
+        .map(|a| {
+            (
+                a.task.as_str(),
+                a.attempt,
+                a.state.as_str(),
+                a.failure.as_ref().map(|f| f.0.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("t", 1, "failed", Some("error")),
+            ("t", 2, "succeeded", None),
+            ("w", 1, "timed_out", Some("timeout")),
+            ("w", 2, "timed_out", Some("timeout")),
+        ]
+    );
+    let t2 = &history[1];
+    assert_eq!(t2.started_at, Some(history[0].ended_at + 10 * S));
+}
