@@ -187,6 +187,14 @@ impl Sandbox {
         }
     }
 
+    /// What every command started in this sandbox has printed on stderr so far.
+    pub fn stderr_so_far(&self) -> Vec<String> {
+        let n = self.commands.load(Ordering::SeqCst);
+        (0..n)
+            .map(|i| read_lossy(&self.path().join(".commands").join(format!("{i}.stderr"))))
+            .collect()
+    }
+
     /// Run `aloft args` to the end.
     pub fn aloft(&self, args: &[&str]) -> Finished {
         self.start(args).wait()

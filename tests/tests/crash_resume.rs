@@ -68,8 +68,8 @@ enum KillAt {
     Elapsed(Duration),
     /// As soon as the task has marked its start (its process is running).
     Started(&'static str),
-    /// As soon as the runner has marked the task's first attempt as launched (its
-    /// `.started` file), before or while it spawns the process.
+    /// As soon as the runner has committed the task's first attempt (its `.in` file is
+    /// written just before), before or while it spawns the process.
     Launched(&'static str),
     /// As soon as the task's first attempt has written its exit status (the runner may
     /// not have recorded it yet).
@@ -95,7 +95,7 @@ fn run_and_kill(sandbox: &Sandbox, file: &Path, at: KillAt) -> String {
         KillAt::Elapsed(delay) => std::thread::sleep(delay),
         KillAt::Started(task) => wait_for_mark(sandbox, task),
         KillAt::Launched(task) => {
-            let started = sandbox.attempt_file(&run_id, task, 1, "started");
+            let started = sandbox.attempt_file(&run_id, task, 1, "in");
             let start = Instant::now();
             // Look often: the moment between launch and spawn is short.
             while !started.exists() {
@@ -379,17 +379,24 @@ fn hold_workflow() -> String {
     )
 }
 
+/// True while the process named in `pid_file` exists and is not a zombie.
 fn pid_is_alive(pid_file: &Path) -> bool {
     let pid = std::fs::read_to_string(pid_file).unwrap_or_default();
-    let pid = pid.trim();
-    !pid.is_empty() && Path::new(&format!("/proc/{pid}")).exists()
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses.
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    !matches!(state, None | Some('Z' | 'X'))
 }
 
 /// Kill the runner while `hold` runs; check that its process outlived the runner.
 fn kill_while_held(sandbox: &Sandbox) -> String {
     let file = sandbox.write("hold.yaml", hold_workflow());
     let run_id = run_and_kill(sandbox, &file, KillAt::Started("hold"));
-    let pid_file = sandbox.attempt_file(&run_id, "hold", 1, "pid");
+    let pid_file = sandbox.attempt_file(&run_id, "hold", 1, "claim");
     wait_for("hold's wrapper to record its pid", GUARD, || {
         pid_file.exists().then_some(())
     });
@@ -432,10 +439,10 @@ fn kill_hold_process(pid_file: &Path) {
     });
 }
 
-/// The runner writes an attempt's `.started` file and then spawns its wrapper, which
-/// writes `.pid` before it runs the command. A runner killed between the two leaves a
-/// running attempt with `.in` and `.started` and nothing else, and no process: the
-/// command never ran. `resume_after_kills_as_each_task_is_launched` reaches that
+/// The runner writes an attempt's `.in` file, commits, and then spawns its wrapper,
+/// which claims the attempt (`.claim`, holding its pid) before it runs the command. A
+/// runner killed between the two leaves a running attempt with `.in` and nothing else,
+/// and no process: the command never ran. `resume_after_kills_as_each_task_is_launched` reaches that
 /// moment by chance; this test builds the same files on purpose (stop `hold` before
 /// its command did anything visible, remove what its wrapper wrote), so that the
 /// outcome does not depend on when the kill lands.
@@ -443,9 +450,9 @@ fn kill_hold_process(pid_file: &Path) {
 fn resume_starts_an_attempt_whose_runner_died_before_spawning_it() {
     let sandbox = Sandbox::new();
     let run_id = kill_while_held(&sandbox);
-    let pid_file = sandbox.attempt_file(&run_id, "hold", 1, "pid");
+    let pid_file = sandbox.attempt_file(&run_id, "hold", 1, "claim");
     kill_hold_process(&pid_file);
-    for ext in ["pid", "out", "log"] {
+    for ext in ["claim", "out", "log"] {
         let file = sandbox.attempt_file(&run_id, "hold", 1, ext);
         std::fs::remove_file(&file).expect("remove what the wrapper wrote");
     }
@@ -455,7 +462,7 @@ fn resume_starts_an_attempt_whose_runner_died_before_spawning_it() {
         .into_iter()
         .filter(|f| f.starts_with("hold."))
         .collect();
-    assert_eq!(left, ["hold.1.in", "hold.1.started"]);
+    assert_eq!(left, ["hold.1.in"]);
 
     let run = resume(&sandbox, &run_id);
 

@@ -237,7 +237,9 @@ fn forged_late_starts_and_contradicting_completions_change_nothing() {
         .map(|(name, _)| name)
         .collect();
     assert!(
-        ["a", "b", "c"].iter().all(|t| succeeded.iter().any(|s| s == t)),
+        ["a", "b", "c"]
+            .iter()
+            .all(|t| succeeded.iter().any(|s| s == t)),
         "a, b and c end before e starts: {succeeded:?}"
     );
 

@@ -218,6 +218,14 @@ fn checked_export_fails_its_gate_and_still_cleans_up() {
     );
 
     let run_id = run["id"].as_str().expect("a run id");
+    let never_started = sandbox.aloft(&["logs", run_id, "publish"]);
+    never_started.assert_no_panic();
+    never_started.assert_code(1);
+    assert!(
+        never_started.stderr.contains("publish") && never_started.stderr.contains("not started"),
+        "{}",
+        never_started.stderr
+    );
     let logs = sandbox.aloft(&["logs", run_id, "check"]);
     logs.assert_code(0);
     assert!(

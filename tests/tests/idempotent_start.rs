@@ -39,6 +39,22 @@ fn wait_for_mark(sandbox: &Sandbox, task: &str) {
     });
 }
 
+/// Wait until `n` commands have created the run or found it by its key (their log
+/// lines say which), so that none of them can still be starting when the run ends.
+fn wait_for_starts(sandbox: &Sandbox, n: usize) {
+    wait_for(&format!("{n} starts to reach the run"), GUARD, || {
+        let logs = sandbox.stderr_so_far();
+        let reached = logs
+            .iter()
+            .filter(|log| {
+                log.contains("run created")
+                    || log.contains("duplicate start returned the existing run")
+            })
+            .count();
+        (reached >= n).then_some(())
+    });
+}
+
 fn all_succeeded_once() -> std::collections::BTreeMap<String, (String, u64)> {
     table(&[
         ("a", "succeeded", 1),
@@ -55,18 +71,8 @@ fn repeated_start_with_an_equal_input_joins_the_running_run() {
     wait_for_mark(&sandbox, "hold");
 
     let second = sandbox.start(&run_args("k1", r#"{ "b": 2, "a": 1 }"#));
-    // The second start is recorded before the run can end: the run waits for `release`.
-    wait_for("the second start to find the run", GUARD, || {
-        let stderr = std::fs::read_dir(sandbox.path().join(".commands")).ok()?;
-        stderr
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".stderr"))
-            .any(|e| {
-                std::fs::read_to_string(e.path())
-                    .is_ok_and(|t| t.contains("duplicate start returned the existing run"))
-            })
-            .then_some(())
-    });
+    // The run cannot end before `release`, so the second start finds it running.
+    wait_for_starts(&sandbox, 2);
     sandbox.write("release", "");
     let (first, second) = (first.wait(), second.wait());
 
@@ -135,7 +141,7 @@ fn simultaneous_starts_with_one_key_make_one_run() {
     let starts: Vec<_> = (0..3)
         .map(|_| sandbox.start(&run_args("k3", r#"{"same": true}"#)))
         .collect();
-    wait_for_mark(&sandbox, "hold");
+    wait_for_starts(&sandbox, 3);
     sandbox.write("release", "");
     let done: Vec<_> = starts.into_iter().map(|s| s.wait()).collect();
 

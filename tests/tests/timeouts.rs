@@ -144,10 +144,6 @@ fn timeout_is_enforced_by_the_resumed_runner_after_a_crash() {
         (sandbox.read("marks") == "w\n").then_some(())
     });
     running.kill().assert_no_panic();
-    assert!(
-        !processes_with_arg(&marker).is_empty(),
-        "the task's processes should outlive the killed runner"
-    );
     // Let the timeout pass while no runner is alive; the check waits in the database.
     std::thread::sleep(Duration::from_millis(2500));
 

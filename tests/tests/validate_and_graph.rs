@@ -215,6 +215,11 @@ fn validate_accepts_the_shipped_examples() {
         done.stderr.lines().filter(|l| l.contains(": ok (")).count(),
         3
     );
+    let mut json_args = args.clone();
+    json_args.extend(["--output", "json"]);
+    let done = sandbox.aloft(&json_args);
+    done.assert_code(0);
+    assert_eq!(done.json(), json!({"valid": true, "problems": []}));
 }
 
 #[test]

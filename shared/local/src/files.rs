@@ -52,19 +52,14 @@ impl AttemptFiles {
         self.path("log")
     }
 
-    /// Process id of the wrapper shell.
-    pub fn pid(&self) -> PathBuf {
-        self.path("pid")
+    /// Created exclusively by whoever runs the attempt; holds the wrapper's pid.
+    pub fn claim(&self) -> PathBuf {
+        self.path("claim")
     }
 
     /// Exit status, written last.
     pub fn status(&self) -> PathBuf {
         self.path("status")
-    }
-
-    /// Written just before the process is spawned.
-    pub fn started(&self) -> PathBuf {
-        self.path("started")
     }
 }
 

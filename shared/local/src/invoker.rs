@@ -74,30 +74,29 @@ impl LocalInvoker {
         }
     }
 
-    /// Start an attempt found in `running` by a resume whose process never started.
-    pub fn launch_recovered(&self, job: Job, files: AttemptFiles) -> Result<(), Failure> {
+    /// Take over an attempt a resume found running: start it if nobody claimed it,
+    /// else follow whoever did until it ends.
+    pub fn recover(&self, job: Job, files: AttemptFiles) -> Result<(), Failure> {
         let start = self.prepare(&job)?;
-        self.launch(Pending { job, files, start });
+        let claimed = process::claim(&files).map_err(|e| {
+            Failure::error(format!("cannot claim {}: {e}", files.claim().display()))
+        })?;
+        if claimed {
+            self.launch(Pending { job, files, start }, true);
+        } else {
+            self.follow(&job, files);
+        }
         Ok(())
     }
 
-    /// Follow an attempt started by an earlier runner until it writes its status.
-    pub fn watch(&self, run_id: &str, key: &TaskKey, attempt: u32, files: AttemptFiles) {
-        let id: AttemptId = (run_id.to_owned(), key.clone(), attempt);
+    /// Follow an attempt another process runs until it ends.
+    fn follow(&self, job: &Job, files: AttemptFiles) {
+        let id: AttemptId = (job.run_id.clone(), job.key.clone(), job.attempt);
         let sender = self.inner.completions.clone();
         let base = files.base().to_owned();
         let handle = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
-            loop {
-                tick.tick().await;
-                if let Some(outcome) = process::read_outcome(&files) {
-                    return report(&sender, &id, outcome);
-                }
-                if !process::is_alive(&files) {
-                    let outcome = process::read_outcome(&files).unwrap_or_else(process::lost);
-                    return report(&sender, &id, outcome);
-                }
-            }
+            let outcome = process::follow(&files).await;
+            report(&sender, &id, outcome);
         });
         lock(&self.inner.running).insert(base, handle.abort_handle());
     }
@@ -125,26 +124,25 @@ impl LocalInvoker {
         }
     }
 
-    fn launch(&self, pending: Pending) {
+    /// Start an attempt; `claimed` when the caller already holds its claim.
+    fn launch(&self, pending: Pending, claimed: bool) {
         let Pending { job, files, start } = pending;
         let id: AttemptId = (job.run_id.clone(), job.key.clone(), job.attempt);
-        if let Err(error) = std::fs::write(files.started(), b"") {
-            let failure = Failure::error(format!(
-                "cannot write {}: {error}",
-                files.started().display()
-            ));
-            return report(&self.inner.completions, &id, Outcome::Failed { failure });
-        }
         let sender = self.inner.completions.clone();
         let base = files.base().to_owned();
         let handle = match start {
             Start::Command { program, args } => {
-                let mut command = process::command(&job, &program, &args, &files, &self.inner.runs);
+                let runs = &self.inner.runs;
+                let mut command = process::command(&job, &program, &args, &files, runs, claimed);
                 match command.spawn() {
                     Ok(mut child) => tokio::spawn(async move {
-                        // The exit status that counts is the one the wrapper wrote.
+                        // The exit status that counts is the one the wrapper wrote; a
+                        // wrapper that found the claim taken follows its holder.
                         let _ = child.wait().await;
-                        let outcome = process::read_outcome(&files).unwrap_or_else(process::lost);
+                        let outcome = match process::read_outcome(&files) {
+                            Some(outcome) => outcome,
+                            None => process::follow(&files).await,
+                        };
                         report(&sender, &id, outcome);
                     }),
                     Err(error) => {
@@ -154,6 +152,10 @@ impl LocalInvoker {
                 }
             }
             Start::Lambda { function } => {
+                if !claimed && !process::claim(&files).unwrap_or(false) {
+                    // Someone else calls it (a concurrent resume): its report settles it.
+                    return;
+                }
                 let caller = self.inner.lambda.clone();
                 tokio::spawn(async move {
                     let outcome = caller.invoke(&function, job.input).await;
@@ -191,7 +193,7 @@ impl DeferredInvoker for LocalInvoker {
     fn flush(&self) {
         let pending = std::mem::take(&mut *lock(&self.inner.pending));
         for start in pending {
-            self.launch(start);
+            self.launch(start, false);
         }
     }
 }

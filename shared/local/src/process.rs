@@ -1,10 +1,16 @@
 //! Command tasks as local processes.
 //!
 //! Each attempt runs under a small `sh` wrapper in its own process group. The wrapper
-//! feeds the input file to the command's stdin, sends stdout and stderr to files, and
-//! writes the exit status to a file last. The files, not the runner's memory, are the
-//! record: a runner killed while a task runs leaves the task running, and the next
-//! `aloft resume` reads how it ended.
+//! first claims the attempt by creating its claim file exclusively (noclobber) and
+//! writing its pid there, then feeds the input file to the command's stdin, sends stdout
+//! and stderr to files, and writes the exit status to a file last. The files, not the
+//! runner's memory, are the record: a runner killed while a task runs leaves the task
+//! running, and the next `aloft resume` reads how it ended.
+//!
+//! The claim makes "run at most once" hold across a crash: whoever creates the claim
+//! file runs the attempt, and anyone else who finds it only follows the claimant. A
+//! resume that wins the claim (the first wrapper was never spawned, or had not reached
+//! its first line) starts a wrapper told that the claim is already its own.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -21,12 +27,64 @@ use crate::files::{AttemptFiles, scratch_folder};
 /// being read. The stored output limit is smaller and checked by the engine.
 const STDOUT_READ_LIMIT: u64 = 16 * 1024 * 1024;
 
-/// `$0` is the attempt files' base path; the rest is the command.
-const WRAPPER: &str = r#"echo $$ > "$0.pid"
+/// `$0` is the attempt files' base path, `$1` is `claim` (take the claim, or do nothing
+/// if someone holds it) or `claimed` (the caller took it), the rest is the command.
+const WRAPPER: &str = r#"if [ "$1" = claim ]; then
+  ( set -C; echo $$ > "$0.claim" ) 2>/dev/null || exit 0
+else
+  echo $$ > "$0.claim"
+fi
+shift
 "$@" < "$0.in" > "$0.out" 2> "$0.log"
 code=$?
 echo "$code" > "$0.status.tmp" && mv "$0.status.tmp" "$0.status"
 exit "$code""#;
+
+/// Who holds an attempt's claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claimant {
+    /// Nobody: the attempt was never started.
+    Nobody,
+    /// The claim file exists but its pid is not written yet (or never will be).
+    Unwritten,
+    /// A live process.
+    Alive,
+    /// A process that has ended.
+    Gone,
+}
+
+/// Take an attempt's claim: true when this call created the claim file.
+pub fn claim(files: &AttemptFiles) -> std::io::Result<bool> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(files.claim())
+    {
+        Ok(_) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Who holds the claim of an attempt now.
+pub fn claimant(files: &AttemptFiles) -> Claimant {
+    let Ok(text) = std::fs::read_to_string(files.claim()) else {
+        return Claimant::Nobody;
+    };
+    let Some(pid) = text
+        .trim()
+        .parse()
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return Claimant::Unwritten;
+    };
+    if is_alive(files, pid) {
+        Claimant::Alive
+    } else {
+        Claimant::Gone
+    }
+}
 
 /// Find the program of a command: a name with a slash is taken relative to the working
 /// folder, any other name is looked up on PATH.
@@ -63,6 +121,7 @@ pub fn command(
     args: &[String],
     files: &AttemptFiles,
     runs: &Path,
+    claimed: bool,
 ) -> tokio::process::Command {
     let workdir = job
         .workdir
@@ -73,6 +132,7 @@ pub fn command(
         .arg("-c")
         .arg(WRAPPER)
         .arg(files.base())
+        .arg(if claimed { "claimed" } else { "claim" })
         .arg(program)
         .args(args)
         .current_dir(workdir)
@@ -168,11 +228,8 @@ pub fn read_output(path: &Path) -> Result<Value, Failure> {
     })
 }
 
-/// True while the attempt's wrapper process is alive.
-pub fn is_alive(files: &AttemptFiles) -> bool {
-    let Some(pid) = read_pid(files) else {
-        return false;
-    };
+/// True while `pid` is alive and is the attempt's wrapper.
+fn is_alive(files: &AttemptFiles, pid: rustix::process::Pid) -> bool {
     if rustix::process::test_kill_process(pid).is_err() {
         return false;
     }
@@ -186,17 +243,40 @@ pub fn is_alive(files: &AttemptFiles) -> bool {
     }
 }
 
-/// Kill the attempt's whole process group.
+/// Kill the whole process group of the attempt's claimant.
 pub fn kill(files: &AttemptFiles) {
-    if let Some(pid) = read_pid(files).filter(|_| is_alive(files)) {
+    let text = std::fs::read_to_string(files.claim()).unwrap_or_default();
+    let Some(pid) = text
+        .trim()
+        .parse()
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    if is_alive(files, pid) {
         // It may have exited since: nothing left to kill is fine.
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
 }
 
-fn read_pid(files: &AttemptFiles) -> Option<rustix::process::Pid> {
-    let text = std::fs::read_to_string(files.pid()).ok()?;
-    rustix::process::Pid::from_raw(text.trim().parse().ok()?)
+/// Follow an attempt someone else runs until it ends, and read how it ended. A claim
+/// whose pid stays unwritten for two seconds belongs to a wrapper that died on its
+/// first line.
+pub async fn follow(files: &AttemptFiles) -> Outcome {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    let mut unwritten = 0;
+    loop {
+        tick.tick().await;
+        if let Some(outcome) = read_outcome(files) {
+            return outcome;
+        }
+        match claimant(files) {
+            Claimant::Alive => {}
+            Claimant::Unwritten if unwritten < 10 => unwritten += 1,
+            _ => return read_outcome(files).unwrap_or_else(lost),
+        }
+    }
 }
 
 /// The outcome a lambda attempt recorded in its result file, if it finished.
@@ -210,5 +290,86 @@ pub fn write_result(files: &AttemptFiles, outcome: &Outcome) {
     if let Ok(text) = serde_json::to_string(outcome) {
         // Best effort: without the file a resume reports the attempt as interrupted.
         let _ = std::fs::write(files.path("result"), text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aloft_core::definition::RunSpec;
+    use aloft_engine::TaskKey;
+
+    fn job(folder: &Path) -> Job {
+        Job {
+            run_id: "r1".into(),
+            workflow: "w".into(),
+            key: TaskKey::task("t"),
+            attempt: 1,
+            run: RunSpec::Command(vec!["sh".into()]),
+            input: Vec::new(),
+            workdir: Some(folder.display().to_string()),
+            timeout: aloft_core::Duration::from_secs(60),
+        }
+    }
+
+    /// Spawn the real wrapper for attempt 1 of `t`; its command appends a line to `marks`.
+    fn wrapper(folder: &Path, files: &AttemptFiles, claimed: bool) -> tokio::process::Command {
+        let program = resolve_program("sh", folder).unwrap();
+        let args = ["-c".to_owned(), "echo ran >> marks; echo '{}'".to_owned()];
+        command(&job(folder), &program, &args, files, folder, claimed)
+    }
+
+    fn setup() -> (tempfile::TempDir, AttemptFiles) {
+        let folder = tempfile::tempdir().unwrap();
+        let files = AttemptFiles::new(folder.path(), "r1", &TaskKey::task("t"), 1);
+        std::fs::create_dir_all(files.base().parent().unwrap()).unwrap();
+        std::fs::write(files.input(), "{}").unwrap();
+        (folder, files)
+    }
+
+    #[tokio::test]
+    async fn two_wrappers_racing_for_one_attempt_run_it_once() {
+        let (folder, files) = setup();
+        let mut first = wrapper(folder.path(), &files, false).spawn().unwrap();
+        let mut second = wrapper(folder.path(), &files, false).spawn().unwrap();
+        first.wait().await.unwrap();
+        second.wait().await.unwrap();
+
+        let marks = std::fs::read_to_string(folder.path().join("marks")).unwrap();
+        assert_eq!(marks, "ran\n");
+        assert_eq!(
+            read_outcome(&files),
+            Some(Outcome::Succeeded {
+                output: serde_json::json!({})
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wrapper_that_finds_the_claim_taken_runs_nothing() {
+        let (folder, files) = setup();
+        assert!(claim(&files).unwrap());
+        assert!(!claim(&files).unwrap(), "a claim is taken once");
+        let status = wrapper(folder.path(), &files, false)
+            .status()
+            .await
+            .unwrap();
+
+        assert!(status.success());
+        assert!(!folder.path().join("marks").exists());
+        assert_eq!(read_outcome(&files), None);
+        assert_eq!(claimant(&files), Claimant::Unwritten);
+    }
+
+    #[tokio::test]
+    async fn a_wrapper_told_the_claim_is_its_own_runs_and_records_its_pid() {
+        let (folder, files) = setup();
+        assert!(claim(&files).unwrap());
+        let status = wrapper(folder.path(), &files, true).status().await.unwrap();
+
+        assert!(status.success());
+        let marks = std::fs::read_to_string(folder.path().join("marks")).unwrap();
+        assert_eq!(marks, "ran\n");
+        assert_eq!(claimant(&files), Claimant::Gone);
     }
 }

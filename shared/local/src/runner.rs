@@ -312,14 +312,12 @@ impl Runner<LocalInvoker> {
                 process::read_outcome(&files).or_else(|| process::read_result(&files))
             {
                 finished.push(Outgoing::now(complete(outcome)));
-            } else if process::is_alive(&files) {
-                self.engine
-                    .invoker()
-                    .watch(run_id, &task.key, task.attempt, files);
-            } else if may_have_run(&plan.run, &files)
-                || !files.input().exists()
+            } else if !files.input().exists()
                 || matches!(plan.run, RunSpec::Pass(_))
+                || (matches!(plan.run, RunSpec::Lambda(_)) && files.claim().exists())
             {
+                // Nothing to start, or a Lambda call that may have been made: it cannot
+                // be followed, so the attempt counts as interrupted.
                 finished.push(Outgoing::now(complete(process::lost())));
             } else {
                 let job = Job {
@@ -332,7 +330,7 @@ impl Runner<LocalInvoker> {
                     workdir: run.workdir.clone(),
                     timeout: plan.timeout,
                 };
-                if let Err(failure) = self.engine.invoker().launch_recovered(job, files) {
+                if let Err(failure) = self.engine.invoker().recover(job, files) {
                     finished.push(Outgoing::now(complete(aloft_engine::Outcome::Failed {
                         failure,
                     })));
@@ -345,17 +343,6 @@ impl Runner<LocalInvoker> {
         }));
         self.enqueue(finished).await?;
         Ok(Some(run))
-    }
-}
-
-/// Whether an attempt with no outcome and no live process may have run. A command's
-/// wrapper writes its pid before the command does anything, so without a pid file the
-/// command never ran (the runner died between the start marker and the spawn) and can
-/// be launched; a Lambda call may have been made once its start marker is written.
-fn may_have_run(run: &RunSpec, files: &AttemptFiles) -> bool {
-    match run {
-        RunSpec::Command(_) => files.pid().exists(),
-        _ => files.started().exists(),
     }
 }
 
