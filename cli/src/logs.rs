@@ -12,7 +12,7 @@ use aloft_engine::ports::Store;
 use aloft_local::files::AttemptFiles;
 
 use crate::DbArgs;
-use crate::run::open;
+use crate::run::open_existing;
 use crate::runs::resolve_run;
 
 #[derive(Debug, Args)]
@@ -33,7 +33,7 @@ pub struct LogsArgs {
 
 /// Print the stderr of each attempt of a task, with a header per attempt.
 pub async fn logs(args: &LogsArgs) -> anyhow::Result<ExitCode> {
-    let runner = open(&args.db)?;
+    let runner = open_existing(&args.db)?;
     let run_id = resolve_run(runner.db(), &args.run)?;
     let key = TaskKey {
         task: args.task.clone(),
@@ -45,6 +45,14 @@ pub async fn logs(args: &LogsArgs) -> anyhow::Result<ExitCode> {
         .await?
         .pop()
         .with_context(|| format!("run {run_id} has no task {key}"))?;
+    if let (Some(items), None) = (record.items, args.item) {
+        bail!(
+            "task {key} is a for_each task with {} items, each with its own log: \
+             add --item N (0 to {})",
+            items.total,
+            items.total.saturating_sub(1)
+        );
+    }
     if record.attempt == 0 {
         bail!(
             "task {key} of run {run_id} has not started ({})",

@@ -75,7 +75,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Pick up a run where its runner stopped.
 pub async fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
-    let mut runner = open(&args.db)?;
+    let mut runner = open_existing(&args.db)?;
     let run_id = resolve_run(runner.db(), &args.run)?;
     let run = runner.recover(&run_id).await?.context("run disappeared")?;
     let workflow = runner.engine().workflow(&run.version, &run_id).await?;
@@ -117,6 +117,20 @@ pub fn open(db: &DbArgs) -> anyhow::Result<Runner> {
     let path = db.path();
     Runner::open(&path, Arc::new(SystemClock))
         .with_context(|| format!("cannot open database {}", path.display()))
+}
+
+/// Open a database that must already exist: commands that only read runs never create
+/// one where a mistyped `--db` points.
+pub fn open_existing(db: &DbArgs) -> anyhow::Result<Runner> {
+    let path = db.path();
+    if !path.exists() {
+        anyhow::bail!(
+            "no database at {}: runs are recorded in .aloft/aloft.db of the folder where \
+             `aloft run` started, or where --db / ALOFT_DB points",
+            path.display()
+        );
+    }
+    open(db)
 }
 
 /// `--input`: inline JSON or `@file`.

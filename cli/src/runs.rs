@@ -11,7 +11,7 @@ use aloft_local::Sqlite;
 use aloft_local::query::{Found, find_run, list_runs};
 
 use crate::report::{duration, time};
-use crate::run::open;
+use crate::run::open_existing;
 use crate::{DbArgs, Output};
 
 #[derive(Debug, Subcommand)]
@@ -58,8 +58,13 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
-    let runner = open(&args.db)?;
-    let runs = list_runs(runner.db(), args.workflow.as_deref(), args.limit)?;
+    // No database yet means no runs yet; listing must not create one.
+    let runs = if args.db.path().exists() {
+        let runner = open_existing(&args.db)?;
+        list_runs(runner.db(), args.workflow.as_deref(), args.limit)?
+    } else {
+        Vec::new()
+    };
     match args.output {
         Output::Json => {
             let rows: Vec<Value> = runs
@@ -105,7 +110,7 @@ fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
-    let runner = open(&args.db)?;
+    let runner = open_existing(&args.db)?;
     let run_id = resolve_run(runner.db(), &args.run)?;
     crate::report::print_run(&runner, &run_id, args.output).await?;
     Ok(ExitCode::SUCCESS)

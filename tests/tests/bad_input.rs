@@ -328,3 +328,61 @@ fn unknown_subcommand_and_missing_arguments_are_usage_errors() {
     let missing = sandbox.spawn(missing, "run (no file)".into()).wait();
     assert_refused(&missing, 2, &["FILE"]);
 }
+
+#[test]
+fn reading_commands_never_create_a_database_where_db_points() {
+    let sandbox = Sandbox::new();
+    let typo = sandbox.path().join("typo").join("aloft.db");
+    let typo_arg = typo.display().to_string();
+    let mut listed = sandbox.bare_command(&["runs", "list", "--db", &typo_arg, "--output", "json"]);
+    let listed = listed.output().expect("run aloft");
+    assert_eq!(listed.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "[]");
+    for args in [
+        &["runs", "show", "some-run", "--db", &typo_arg][..],
+        &["resume", "some-run", "--db", &typo_arg],
+        &["logs", "some-run", "a", "--db", &typo_arg],
+    ] {
+        let refused = sandbox.bare_command(args).output().expect("run aloft");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("no database at {typo_arg}")),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(
+        !sandbox.path().join("typo").exists(),
+        "a reading command created the folder"
+    );
+}
+
+#[test]
+fn logs_of_a_for_each_task_ask_for_an_item() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "map.yaml",
+        r#"
+name: map
+tasks:
+  list: {run: {pass: {result: {xs: [1, 2, 3]}}}}
+  each:
+    depends_on: [list]
+    for_each: $.list.xs
+    run: {command: [sh, -c, "echo item >&2; echo '{}'"]}
+"#,
+    );
+    let (done, run) = sandbox.run_json(&sandbox.path().join("map.yaml"));
+    done.assert_code(0);
+    let run_id = run["id"].as_str().expect("a run id");
+
+    let refused = sandbox.aloft(&["logs", run_id, "each"]);
+    assert_refused(
+        &refused,
+        1,
+        &["for_each task with 3 items", "--item N (0 to 2)"],
+    );
+    let item = sandbox.aloft(&["logs", run_id, "each", "--item", "2"]);
+    item.assert_code(0);
+    assert_eq!(item.stdout, "== each[2] attempt 1 ==\nitem\n");
+}
