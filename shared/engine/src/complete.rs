@@ -39,12 +39,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         attempt: u32,
         due_at: u64,
     ) -> Result<(), EngineError> {
-        let Some(record) = self
-            .store
-            .tasks(run_id, std::slice::from_ref(key))
-            .await?
-            .pop()
-        else {
+        let Some(record) = self.task_record(run_id, key).await? else {
             return Ok(());
         };
         if record.state != TaskState::Running || record.attempt != attempt {
@@ -161,11 +156,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         key: &TaskKey,
         attempt: u32,
     ) -> Result<(), EngineError> {
-        let record = self
-            .store
-            .tasks(&run.id, std::slice::from_ref(key))
-            .await?
-            .pop();
+        let record = self.task_record(&run.id, key).await?;
         let settled_here = record.is_some_and(|r| r.attempt == attempt && r.state.is_settled());
         debug!(run_id = %run.id, task = %key, attempt, settled_here, "late or duplicate result ignored");
         if settled_here {

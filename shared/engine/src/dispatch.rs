@@ -21,12 +21,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         key: &TaskKey,
         attempt: u32,
     ) -> Result<(), EngineError> {
-        let Some(record) = self
-            .store
-            .tasks(run_id, std::slice::from_ref(key))
-            .await?
-            .pop()
-        else {
+        let Some(record) = self.task_record(run_id, key).await? else {
             debug!(run_id, task = %key, "dispatch for an unknown task ignored");
             return Ok(());
         };

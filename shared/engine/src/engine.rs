@@ -7,8 +7,9 @@ use tracing::debug;
 
 use aloft_core::{Definition, RunStatus, TaskState, Workflow};
 
-use crate::message::{Message, Outgoing};
+use crate::message::{Message, Outgoing, TaskKey};
 use crate::ports::{Clock, Invoker, PortError, Queue, Store};
+use crate::record::TaskRecord;
 
 /// Largest stored task output, in bytes of its JSON text. An attempt whose output is
 /// larger fails with kind `payload_too_large`.
@@ -172,6 +173,19 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         Outgoing::after(message, delay_ms.min(self.config.max_queue_delay_ms))
     }
 
+    /// One task's record, if it exists.
+    pub(crate) async fn task_record(
+        &self,
+        run_id: &str,
+        key: &TaskKey,
+    ) -> Result<Option<TaskRecord>, EngineError> {
+        Ok(self
+            .store
+            .tasks(run_id, std::slice::from_ref(key))
+            .await?
+            .pop())
+    }
+
     /// Release a holder's slots and wake a message parked on each freed scope.
     pub(crate) async fn release_slots(&self, holder: &str) -> Result<(), EngineError> {
         let freed = self.store.release(holder).await?;
@@ -210,12 +224,10 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
                 run_id,
                 key,
                 attempt,
-            } => {
-                let found = self.store.tasks(run_id, std::slice::from_ref(key)).await?;
-                found
-                    .first()
-                    .is_some_and(|r| r.state == TaskState::Ready && r.attempt == *attempt)
-            }
+            } => self
+                .task_record(run_id, key)
+                .await?
+                .is_some_and(|r| r.state == TaskState::Ready && r.attempt == *attempt),
             Message::Plan { run_id, .. } => self
                 .store
                 .run(run_id)

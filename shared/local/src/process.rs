@@ -68,15 +68,10 @@ pub fn claim(files: &AttemptFiles) -> std::io::Result<bool> {
 
 /// Who holds the claim of an attempt now.
 pub fn claimant(files: &AttemptFiles) -> Claimant {
-    let Ok(text) = std::fs::read_to_string(files.claim()) else {
+    if !files.claim().exists() {
         return Claimant::Nobody;
-    };
-    let Some(pid) = text
-        .trim()
-        .parse()
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    else {
+    }
+    let Some(pid) = claim_pid(files) else {
         return Claimant::Unwritten;
     };
     if is_alive(files, pid) {
@@ -228,6 +223,12 @@ pub fn read_output(path: &Path) -> Result<Value, Failure> {
     })
 }
 
+/// The pid written in an attempt's claim file.
+fn claim_pid(files: &AttemptFiles) -> Option<rustix::process::Pid> {
+    let text = std::fs::read_to_string(files.claim()).ok()?;
+    rustix::process::Pid::from_raw(text.trim().parse().ok()?)
+}
+
 /// True while `pid` is alive and is the attempt's wrapper.
 fn is_alive(files: &AttemptFiles, pid: rustix::process::Pid) -> bool {
     if rustix::process::test_kill_process(pid).is_err() {
@@ -245,13 +246,7 @@ fn is_alive(files: &AttemptFiles, pid: rustix::process::Pid) -> bool {
 
 /// Kill the whole process group of the attempt's claimant.
 pub fn kill(files: &AttemptFiles) {
-    let text = std::fs::read_to_string(files.claim()).unwrap_or_default();
-    let Some(pid) = text
-        .trim()
-        .parse()
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    else {
+    let Some(pid) = claim_pid(files) else {
         return;
     };
     if is_alive(files, pid) {
