@@ -1,5 +1,6 @@
 //! `aloft graph FILE`
 
+use crate::out::{errln, out};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,11 +18,11 @@ pub struct GraphArgs {
 pub fn graph(args: &GraphArgs) -> anyhow::Result<ExitCode> {
     match load_path(&args.file) {
         Ok(definition) => {
-            print!("{}", aloft_core::graph::mermaid(&definition));
+            out!("{}", aloft_core::graph::mermaid(&definition));
             Ok(ExitCode::SUCCESS)
         }
         Err(problems) => {
-            eprintln!("{problems}");
+            errln!("{problems}");
             Ok(ExitCode::FAILURE)
         }
     }

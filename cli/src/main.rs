@@ -3,6 +3,7 @@
 
 mod graph;
 mod logs;
+mod out;
 mod progress;
 mod report;
 mod run;
@@ -13,6 +14,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::out::errln;
 
 /// aloft: a serverless-first workflow scheduler. This command runs workflows on this
 /// machine, embedded on SQLite, with the same engine that runs them on AWS.
@@ -74,7 +77,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            errln!("error: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -91,7 +94,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            errln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,7 @@
 //! What a running command shows on stderr: a live bar on a terminal, plain log lines
 //! otherwise. Logging is set up here because the two share the terminal.
 
+use crate::out::errln;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -150,7 +151,7 @@ impl Drop for LineWriter {
         let line = text.trim_end();
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => errln!("{line}"),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! How a run is shown: JSON for machines, a table for people.
 
+use crate::out::{out, outln};
 use std::fmt::Write as _;
 
 use jiff::Timestamp;
@@ -30,8 +31,8 @@ pub async fn print_run(runner: &Runner, run_id: &str, output: Output) -> anyhow:
         workflow: &workflow,
     };
     match output {
-        Output::Json => println!("{}", view.to_json()),
-        Output::Text => print!("{}", view.to_table()),
+        Output::Json => outln!("{}", view.to_json()),
+        Output::Text => out!("{}", view.to_table()),
     }
     Ok(run)
 }

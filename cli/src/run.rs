@@ -1,5 +1,6 @@
 //! `aloft run FILE` and `aloft resume RUN`.
 
+use crate::out::errln;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,7 +25,8 @@ pub struct RunArgs {
     /// Run input: a JSON document, or @FILE to read one.
     #[arg(long, default_value = "{}")]
     input: String,
-    /// One run per workflow and key: a repeated start returns the same run.
+    /// One run per workflow and key: a repeated start while that run is going joins it;
+    /// once it has settled, the key cannot start another.
     #[arg(long)]
     idempotency_key: Option<String>,
     /// Print the finished run as JSON on stdout.
@@ -50,7 +52,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let definition = match load_path(&args.file) {
         Ok(definition) => definition,
         Err(problems) => {
-            eprintln!("{problems}");
+            errln!("{problems}");
             return Ok(ExitCode::from(2));
         }
     };
@@ -69,6 +71,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .start(request)
         .await
         .context("cannot start the run")?;
+    if !started.created {
+        // The key named a run already going, perhaps one whose runner died: pick it up
+        // the way `aloft resume` does.
+        errln!(
+            "joining run {} started earlier with this idempotency key",
+            started.run_id
+        );
+        runner.recover(&started.run_id).await?;
+    }
     progress.follow(&started.run_id);
     drive(&mut runner, &started.run_id, &mut progress, args.output).await
 }
@@ -95,7 +106,7 @@ async fn drive(
         driven = runner.drive(run_id, &mut on_step) => driven,
         _ = tokio::signal::ctrl_c() => {
             progress.finish();
-            eprintln!(
+            errln!(
                 "interrupted: run {run_id} is saved; tasks already started keep running. \
                  `aloft resume {run_id}` continues it."
             );

@@ -1,5 +1,6 @@
 //! `aloft runs list` and `aloft runs show RUN`.
 
+use crate::out::{out, outln};
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
@@ -80,7 +81,7 @@ fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
                     })
                 })
                 .collect();
-            println!("{}", Value::Array(rows));
+            outln!("{}", Value::Array(rows));
         }
         Output::Text => {
             let mut out = format!(
@@ -103,7 +104,7 @@ fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
                     time(r.created_at)
                 );
             }
-            print!("{out}");
+            out!("{out}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,5 +1,6 @@
 //! `aloft validate FILE...`
 
+use crate::out::{errln, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,17 +37,17 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|d| json!({"file": d.file, "line": d.line, "column": d.column, "message": d.message}))
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 json!({"valid": problems.is_empty(), "problems": problems})
             );
         }
         Output::Text => {
             for problem in &problems {
-                eprintln!("{problem}");
+                errln!("{problem}");
             }
             for (file, tasks) in &valid {
-                eprintln!("{file}: ok ({tasks} tasks)");
+                errln!("{file}: ok ({tasks} tasks)");
             }
         }
     }

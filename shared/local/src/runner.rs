@@ -311,14 +311,14 @@ impl Runner<LocalInvoker> {
             if let Some(outcome) =
                 process::read_outcome(&files).or_else(|| process::read_result(&files))
             {
-                finished.push(Outgoing::now(complete(outcome)));
+                finished.push(complete(outcome));
             } else if !files.input().exists()
                 || matches!(plan.run, RunSpec::Pass(_))
                 || (matches!(plan.run, RunSpec::Lambda(_)) && files.claim().exists())
             {
                 // Nothing to start, or a Lambda call that may have been made: it cannot
                 // be followed, so the attempt counts as interrupted.
-                finished.push(Outgoing::now(complete(process::lost())));
+                finished.push(complete(process::lost()));
             } else {
                 let job = Job {
                     run_id: run_id.to_owned(),
@@ -331,17 +331,26 @@ impl Runner<LocalInvoker> {
                     timeout: plan.timeout,
                 };
                 if let Err(failure) = self.engine.invoker().recover(job, files) {
-                    finished.push(Outgoing::now(complete(aloft_engine::Outcome::Failed {
-                        failure,
-                    })));
+                    finished.push(complete(aloft_engine::Outcome::Failed { failure }));
                 }
             }
         }
-        finished.push(Outgoing::now(Message::Plan {
+        self.db().begin()?;
+        let plan = Message::Plan {
             run_id: run_id.to_owned(),
             settled: Vec::new(),
-        }));
-        self.enqueue(finished).await?;
+        };
+        let sent = match self.db().send_ahead(finished) {
+            Ok(()) => self.db().send(vec![Outgoing::now(plan)]).await,
+            Err(error) => Err(error),
+        };
+        match sent {
+            Ok(()) => self.db().commit()?,
+            Err(error) => {
+                self.db().rollback();
+                return Err(error.into());
+            }
+        }
         Ok(Some(run))
     }
 }

@@ -417,7 +417,19 @@ impl Store for Sqlite {
 
 impl Queue for Sqlite {
     async fn send(&self, messages: Vec<Outgoing>) -> PortResult<()> {
-        let now = self.clock().now();
+        self.insert_messages(messages, self.clock().now())
+    }
+}
+
+impl Sqlite {
+    /// Queue messages ahead of every message already due: what a resume learned about
+    /// attempts that ended while no runner was alive happened before any check that
+    /// fell due meanwhile (a deadline must not overtake a task that finished in time).
+    pub fn send_ahead(&self, messages: Vec<Message>) -> PortResult<()> {
+        self.insert_messages(messages.into_iter().map(Outgoing::now).collect(), 0)
+    }
+
+    fn insert_messages(&self, messages: Vec<Outgoing>, now: u64) -> PortResult<()> {
         let conn = self.conn();
         let mut insert = conn
             .prepare_cached(

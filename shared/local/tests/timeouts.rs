@@ -169,3 +169,29 @@ tasks:
     assert_eq!(report.ended_at(), 2 * 3600 * S);
     assert_eq!(report.state("w"), (TaskState::TimedOut, 1));
 }
+
+#[tokio::test]
+async fn a_task_that_ended_before_the_deadline_while_no_runner_ran_keeps_its_success() {
+    let mut sim = Sim::new();
+    let run = sim
+        .start_yaml(
+            r#"
+name: deadline-after-kill
+deadline: 2s
+on_deadline: fail
+tasks:
+  a: {run: {command: [sleep, "1"]}}
+  b: {depends_on: [a], run: {command: [sleep, "10"]}}
+"#,
+        )
+        .await;
+    sim.run_until(&run, S / 2).await;
+    sim.kill();
+    sim.clock.set(sim::T0 + 3 * S);
+    sim.resume(&run).await;
+    let report = sim.run_to_end(&run).await;
+
+    assert_eq!(report.status(), RunStatus::TimedOut);
+    assert_eq!(report.state("a"), (TaskState::Succeeded, 1));
+    assert_eq!(report.state("b"), (TaskState::Skipped, 0));
+}

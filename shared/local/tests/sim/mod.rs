@@ -564,6 +564,19 @@ impl Sim {
     /// Open a new runner on the same database, as `aloft resume` does: attempts still
     /// going report to it, and the run is planned again.
     pub async fn resume(&mut self, run_id: &str) {
+        // Attempts that ended while no runner was alive wrote their status files then.
+        let now = self.clock.now();
+        {
+            let mut world = self.invoker.world();
+            let (ended, going): (Vec<Finish>, Vec<Finish>) = std::mem::take(&mut world.finishing)
+                .into_iter()
+                .partition(|f| f.due <= now);
+            world.finishing = going;
+            for finish in ended {
+                let record = (finish.run_id, finish.key, finish.attempt, finish.outcome);
+                world.finished.push(record);
+            }
+        }
         self.open_runner();
         let db = self.runner().db();
         let mut messages = Vec::new();
@@ -577,19 +590,20 @@ impl Sim {
                 run == run_id && *key == task.key && *attempt == task.attempt
             });
             if let Some((_, key, attempt, outcome)) = ended {
-                messages.push(Outgoing::now(Message::Complete {
+                messages.push(Message::Complete {
                     run_id: run_id.to_owned(),
                     key: key.clone(),
                     attempt: *attempt,
                     outcome: outcome.clone(),
-                }));
+                });
             }
         }
-        messages.push(Outgoing::now(Message::Plan {
+        db.send_ahead(messages).expect("enqueue what ended");
+        let plan = Message::Plan {
             run_id: run_id.to_owned(),
             settled: Vec::new(),
-        }));
-        db.send(messages).await.expect("enqueue");
+        };
+        db.send(vec![Outgoing::now(plan)]).await.expect("enqueue");
     }
 
     /// Step until a step handles something, moving the clock to the next event while
