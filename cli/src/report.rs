@@ -47,7 +47,7 @@ pub struct RunView<'a> {
 
 /// RFC 3339 text of a time in ms since the epoch.
 pub fn time(ms: u64) -> String {
-    Timestamp::from_millisecond(ms as i64).map_or_else(|_| ms.to_string(), |t| t.to_string())
+    Timestamp::from_millisecond(ms as i64).map_or_else(|_| ms.to_string(), |t| format!("{t:.3}"))
 }
 
 fn time_value(ms: Option<u64>) -> Value {
@@ -133,7 +133,7 @@ impl RunView<'_> {
             .max(4);
         let _ = writeln!(
             out,
-            "{:width$}  {:15}  {:>8}  {:>9}",
+            "{:width$}  {:22}  {:>8}  {:>9}",
             "TASK", "STATUS", "ATTEMPTS", "DURATION"
         );
         for task in self.tasks.iter().filter(|t| t.key.item.is_none()) {
@@ -146,7 +146,7 @@ impl RunView<'_> {
             };
             let _ = writeln!(
                 out,
-                "{:width$}  {status:15}  {:>8}  {took:>9}",
+                "{:width$}  {status:22}  {:>8}  {took:>9}",
                 task.key.task, task.attempt
             );
             for earlier in self

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::Value;
+use tokio::signal::unix::SignalKind;
 
 use aloft_core::RunStatus;
 use aloft_core::source::load_path;
@@ -101,16 +102,23 @@ async fn drive(
     progress: &mut Progress,
     output: Output,
 ) -> anyhow::Result<ExitCode> {
+    let mut terminate =
+        tokio::signal::unix::signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
     let mut on_step = |db: &aloft_local::Sqlite| progress.update(db);
-    let driven = tokio::select! {
-        driven = runner.drive(run_id, &mut on_step) => driven,
-        _ = tokio::signal::ctrl_c() => {
+    let stopped_by = tokio::select! {
+        driven = runner.drive(run_id, &mut on_step) => Ok(driven),
+        _ = tokio::signal::ctrl_c() => Err(130),
+        _ = terminate.recv() => Err(143),
+    };
+    let driven = match stopped_by {
+        Ok(driven) => driven,
+        Err(code) => {
             progress.finish();
             errln!(
                 "interrupted: run {run_id} is saved; tasks already started keep running. \
                  `aloft resume {run_id}` continues it."
             );
-            return Ok(ExitCode::from(130));
+            return Ok(ExitCode::from(code));
         }
     };
     progress.finish();

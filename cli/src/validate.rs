@@ -47,7 +47,10 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
                 errln!("{problem}");
             }
             for (file, tasks) in &valid {
-                errln!("{file}: ok ({tasks} tasks)");
+                errln!(
+                    "{file}: ok ({tasks} {})",
+                    if *tasks == 1 { "task" } else { "tasks" }
+                );
             }
         }
     }

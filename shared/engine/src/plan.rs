@@ -312,6 +312,11 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         for task in self.store.all_tasks(&run.id).await? {
             let to_state = match task.state {
                 TaskState::Running => TaskState::TimedOut,
+                // A retry was pending: the task ends as its last attempt did.
+                TaskState::Ready if task.attempt > 1 => match &task.failure {
+                    Some(f) if f.kind == Failure::TIMEOUT => TaskState::TimedOut,
+                    _ => TaskState::Failed,
+                },
                 TaskState::Waiting | TaskState::Ready => TaskState::Skipped,
                 _ => continue,
             };
@@ -320,7 +325,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
                     .cancel(&run.id, &task.key, task.attempt)
                     .await?;
             }
-            let failure = (to_state == TaskState::TimedOut)
+            let failure = (task.state == TaskState::Running)
                 .then(|| Failure::new(Failure::TIMEOUT, "the run passed its deadline"));
             // A ready task's attempt never started: it counts only the attempts that ran.
             let ran = match task.state {

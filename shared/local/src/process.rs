@@ -89,6 +89,10 @@ pub fn resolve_program(program: &str, workdir: &Path) -> Result<PathBuf, Failure
     }
     if program.contains('/') {
         let path = workdir.join(program);
+        if path.is_file() && !is_executable(&path) {
+            let message = format!("not executable: {program} (in {})", workdir.display());
+            return Err(Failure::error(message));
+        }
         return is_executable(&path).then_some(path).ok_or_else(|| {
             Failure::error(format!(
                 "executable not found: {program} (in {})",
@@ -174,10 +178,14 @@ pub fn lost() -> Outcome {
 }
 
 fn exit_failure(code: i32, log: &Path) -> Failure {
-    let what = if code > 128 {
-        format!("killed by signal {}", code - 128)
-    } else {
-        format!("exit status {code}")
+    // The shell reports a command killed by signal n as 128 + n, the same number an
+    // exit with that code gives, so the signal is only named as a likely reading.
+    let what = match code {
+        129..=192 => format!(
+            "exit status {code} (as when killed by signal {})",
+            code - 128
+        ),
+        _ => format!("exit status {code}"),
     };
     match last_line(log) {
         Some(line) => Failure::error(format!("{what}: {line}")),

@@ -47,7 +47,13 @@ pub fn find_run(db: &Sqlite, id_or_prefix: &str) -> PortResult<Found> {
     if let Some(id) = exact {
         return Ok(Found::One(id));
     }
-    let pattern = format!("{}%", id_or_prefix.replace(['%', '_'], ""));
+    // Run ids are digits, lowercase hex and dashes: anything else matches nothing (and
+    // never acts as a LIKE wildcard).
+    let plain = |c: char| c.is_ascii_digit() || c.is_ascii_lowercase() || c == '-';
+    if id_or_prefix.is_empty() || !id_or_prefix.chars().all(plain) {
+        return Ok(Found::None);
+    }
+    let pattern = format!("{id_or_prefix}%");
     let mut select = conn
         .prepare("SELECT id FROM runs WHERE id LIKE ?1 ORDER BY id LIMIT 5")
         .map_err(port_error)?;

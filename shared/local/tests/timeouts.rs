@@ -195,3 +195,29 @@ tasks:
     assert_eq!(report.state("a"), (TaskState::Succeeded, 1));
     assert_eq!(report.state("b"), (TaskState::Skipped, 0));
 }
+
+#[tokio::test]
+async fn a_deadline_during_a_retry_backoff_ends_the_task_as_its_last_attempt_did() {
+    let mut sim = Sim::new();
+    let report = sim
+        .run_yaml(
+            r#"
+name: deadline-in-backoff
+deadline: 2s
+on_deadline: fail
+tasks:
+  b:
+    run: {command: ["false"]}
+    retry: {max_attempts: 3, backoff: fixed, initial_delay: 10s}
+"#,
+        )
+        .await;
+
+    assert_eq!(report.status(), RunStatus::TimedOut);
+    assert_eq!(report.state("b"), (TaskState::Failed, 1));
+    assert_eq!(
+        report.task("b").failure.as_ref().map(|f| f.kind.as_str()),
+        Some("error")
+    );
+    assert_eq!(report.starts_of("b").len(), 1);
+}
