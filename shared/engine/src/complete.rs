@@ -20,6 +20,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         key: &TaskKey,
         attempt: u32,
         outcome: Outcome,
+        ended_at: Option<u64>,
     ) -> Result<(), EngineError> {
         let Some(run) = self.store.run(run_id).await? else {
             return Ok(());
@@ -28,7 +29,8 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
             Outcome::Succeeded { output } => Ok(output),
             Outcome::Failed { failure } => Err(failure),
         };
-        self.finish_attempt(&run, key, attempt, result).await
+        self.finish_attempt_at(&run, key, attempt, result, ended_at)
+            .await
     }
 
     /// Handle a timeout check: stop an attempt that is still running past its due time.
@@ -80,7 +82,21 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         attempt: u32,
         result: Result<Value, Failure>,
     ) -> Result<(), EngineError> {
+        self.finish_attempt_at(run, key, attempt, result, None)
+            .await
+    }
+
+    /// [`Self::finish_attempt`] for an attempt known to have ended at `ended_at`.
+    async fn finish_attempt_at(
+        &self,
+        run: &RunRecord,
+        key: &TaskKey,
+        attempt: u32,
+        result: Result<Value, Failure>,
+        ended_at: Option<u64>,
+    ) -> Result<(), EngineError> {
         let now = self.clock.now();
+        let ended = ended_at.map_or(now, |at| at.min(now));
         let workflow = self.workflow(&run.version, &run.id).await?;
         let Some(task) = workflow.task(&key.task) else {
             return Ok(());
@@ -94,7 +110,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
             new_attempt: attempt,
             not_before: None,
             started_at: None,
-            ended_at: Some(now),
+            ended_at: Some(ended),
             output: None,
             failure: None,
         };

@@ -126,7 +126,11 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
                 key,
                 attempt,
                 outcome,
-            } => self.complete(&run_id, &key, attempt, outcome).await,
+                ended_at,
+            } => {
+                self.complete(&run_id, &key, attempt, outcome, ended_at)
+                    .await
+            }
             Message::TimeoutCheck {
                 run_id,
                 key,

@@ -97,6 +97,10 @@ pub enum Message {
         attempt: u32,
         /// What it produced.
         outcome: Outcome,
+        /// When it ended, if known and earlier than the message (an attempt that ended
+        /// while no runner was alive); otherwise the handling time counts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ended_at: Option<u64>,
     },
     /// Check whether an attempt has run past its time limit.
     TimeoutCheck {

@@ -178,6 +178,7 @@ fn report(sender: &UnboundedSender<Message>, id: &AttemptId, outcome: Outcome) {
         key,
         attempt,
         outcome,
+        ended_at: None,
     });
 }
 

@@ -282,6 +282,15 @@ pub async fn follow(files: &AttemptFiles) -> Outcome {
     }
 }
 
+/// When a finished attempt ended: the time its status (or result) file was written.
+pub fn ended_at(files: &AttemptFiles) -> Option<u64> {
+    let written = [files.status(), files.path("result")]
+        .iter()
+        .find_map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())?;
+    let since_epoch = written.duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(since_epoch.as_millis()).ok()
+}
+
 /// The outcome a lambda attempt recorded in its result file, if it finished.
 pub fn read_result(files: &AttemptFiles) -> Option<Outcome> {
     let text = std::fs::read_to_string(files.path("result")).ok()?;

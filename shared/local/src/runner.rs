@@ -302,11 +302,13 @@ impl Runner<LocalInvoker> {
                 continue;
             };
             let files = AttemptFiles::new(&runs, run_id, &task.key, task.attempt);
+            let ended_at = process::ended_at(&files);
             let complete = |outcome| Message::Complete {
                 run_id: run_id.to_owned(),
                 key: task.key.clone(),
                 attempt: task.attempt,
                 outcome,
+                ended_at,
             };
             if let Some(outcome) =
                 process::read_outcome(&files).or_else(|| process::read_result(&files))

@@ -59,6 +59,7 @@ async fn a_late_success_of_a_timed_out_attempt_changes_nothing() {
         outcome: Outcome::Succeeded {
             output: json!({"late": true}),
         },
+        ended_at: None,
     });
     sim.run_until(&run, 26 * S).await;
     let after = sim.report(&run).await;
@@ -194,6 +195,8 @@ tasks:
     assert_eq!(report.status(), RunStatus::TimedOut);
     assert_eq!(report.state("a"), (TaskState::Succeeded, 1));
     assert_eq!(report.state("b"), (TaskState::Skipped, 0));
+    // It ended at 1 s, while no runner was alive, not when the resume learned of it.
+    assert_eq!(report.task("a").ended_at, Some(sim::T0 + S));
 }
 
 #[tokio::test]

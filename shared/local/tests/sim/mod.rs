@@ -95,7 +95,7 @@ struct World {
     failed_once: HashSet<TaskKey>,
     refused_once: HashSet<TaskKey>,
     /// How attempts ended, as the real invoker's status files record it.
-    finished: Vec<(String, TaskKey, u32, Outcome)>,
+    finished: Vec<(String, TaskKey, u32, Outcome, u64)>,
     cancel_errors: u32,
     stall_starts: bool,
     most_running: BTreeMap<String, usize>,
@@ -573,7 +573,13 @@ impl Sim {
                 .partition(|f| f.due <= now);
             world.finishing = going;
             for finish in ended {
-                let record = (finish.run_id, finish.key, finish.attempt, finish.outcome);
+                let record = (
+                    finish.run_id,
+                    finish.key,
+                    finish.attempt,
+                    finish.outcome,
+                    finish.due,
+                );
                 world.finished.push(record);
             }
         }
@@ -586,15 +592,16 @@ impl Sim {
                 continue;
             }
             let world = self.invoker.world();
-            let ended = world.finished.iter().find(|(run, key, attempt, _)| {
+            let ended = world.finished.iter().find(|(run, key, attempt, _, _)| {
                 run == run_id && *key == task.key && *attempt == task.attempt
             });
-            if let Some((_, key, attempt, outcome)) = ended {
+            if let Some((_, key, attempt, outcome, due)) = ended {
                 messages.push(Message::Complete {
                     run_id: run_id.to_owned(),
                     key: key.clone(),
                     attempt: *attempt,
                     outcome: outcome.clone(),
+                    ended_at: Some(*due),
                 });
             }
         }
@@ -848,9 +855,13 @@ impl Sim {
         let mut world = self.invoker.world();
         for finish in &due {
             let record = (finish.run_id.clone(), finish.key.clone(), finish.attempt);
-            world
-                .finished
-                .push((record.0, record.1, record.2, finish.outcome.clone()));
+            world.finished.push((
+                record.0,
+                record.1,
+                record.2,
+                finish.outcome.clone(),
+                finish.due,
+            ));
         }
         drop(world);
         for finish in due {
@@ -859,6 +870,7 @@ impl Sim {
                 key: finish.key,
                 attempt: finish.attempt,
                 outcome: finish.outcome,
+                ended_at: None,
             };
             *self.observed.handled.entry("complete".into()).or_default() += 1;
             let body = serde_json::to_string(&message).expect("serialize");
