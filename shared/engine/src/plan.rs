@@ -98,7 +98,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
                 self.store.park(&full, &plan).await?;
                 self.recheck(&run.id, "recheck/run", plan, run.created_at)
                     .await?;
-                debug!(workflow = %run.workflow, run_id = %run.id, "run waits for a run slot");
+                info!(workflow = %run.workflow, run_id = %run.id, "run waits for a run slot (max_runs)");
                 return Ok(false);
             }
         }
