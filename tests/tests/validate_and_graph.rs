@@ -82,7 +82,7 @@ fn validate_checks_every_file_given() {
     let done = sandbox.aloft(&["validate", "good.yaml", "bad.yaml"]);
     done.assert_code(1);
     assert!(
-        done.stderr.contains("good.yaml: ok (1 tasks)"),
+        done.stderr.contains("good.yaml: ok (1 task)\n"),
         "{}",
         done.stderr
     );
