@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
-use aloft_core::Workflow;
+use aloft_core::{TaskState, Workflow};
 use aloft_engine::ports::Store;
 use aloft_engine::record::{RunRecord, TaskRecord};
 use aloft_local::Runner;
@@ -184,6 +184,21 @@ fn task_json(task: &TaskRecord, history: Vec<&AttemptRow>) -> Value {
         "output": output,
         "error": task.failure.as_ref().map(|f| json!({"kind": f.kind, "message": f.message})),
     });
+    let only_attempt = AttemptRow {
+        task: task.key.task.clone(),
+        item: None,
+        attempt: 1,
+        state: task.state.as_str().to_owned(),
+        started_at: task.started_at,
+        ended_at: task.ended_at.unwrap_or_default(),
+        failure: None,
+    };
+    let first_success = task.state == TaskState::Succeeded && task.attempt == 1;
+    let history = if history.is_empty() && first_success && task.items.is_none() {
+        vec![&only_attempt]
+    } else {
+        history
+    };
     value["history"] = history
         .into_iter()
         .map(|a| {

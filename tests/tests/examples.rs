@@ -101,6 +101,32 @@ fn zone_stats_succeeds_with_hemispheres_retried_once() {
             ("summary", "succeeded", 1),
         ])
     );
+    // Each ended attempt is in the history: the retried task's failure, then success.
+    let history = |name: &str| -> Vec<(u64, String, Value)> {
+        task(&run, name)["history"]
+            .as_array()
+            .expect("a history list")
+            .iter()
+            .map(|a| {
+                (
+                    a["attempt"].as_u64().unwrap_or(0),
+                    a["status"].to_string(),
+                    a["error"]["kind"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        history("hemispheres"),
+        [
+            (1, "\"failed\"".to_owned(), json!("error")),
+            (2, "\"succeeded\"".to_owned(), Value::Null),
+        ]
+    );
+    assert_eq!(
+        history("regions"),
+        [(1, "\"succeeded\"".to_owned(), Value::Null)]
+    );
     let by_region = json!({"America": 121, "Asia": 74, "Europe": 38, "Pacific": 30,
         "Africa": 19, "Australia": 11, "Antarctica": 8, "Atlantic": 8, "Indian": 3});
     assert_eq!(task(&run, "regions")["output"]["by_region"], by_region);

@@ -126,7 +126,9 @@ pub struct AttemptRow {
     pub failure: Option<(String, String)>,
 }
 
-/// Every ended attempt of a run's top-level tasks, in task and attempt order.
+/// The ended attempts of a run's top-level tasks that are kept apart from the task
+/// record, in task and attempt order: every attempt of a task that needed more than one
+/// or failed. A task whose first attempt succeeded has no row; its record tells it.
 pub fn attempts(db: &Sqlite, run_id: &str) -> PortResult<Vec<AttemptRow>> {
     let conn = db.conn();
     let mut select = conn

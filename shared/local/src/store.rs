@@ -262,7 +262,10 @@ impl Store for Sqlite {
             ])
             .map_err(port_error)?;
         let applied = changed == 1;
-        if applied && change.from == TaskState::Running {
+        // A first attempt that succeeded is its task record; only the others need a row
+        // of their own, which keeps the common path at one write.
+        let first_success = change.to == TaskState::Succeeded && change.attempt == 1;
+        if applied && change.from == TaskState::Running && !first_success {
             record_attempt(&conn, run_id, item, change, self.clock().now())?;
         }
         if !change.to.is_settled() {
