@@ -97,7 +97,13 @@ impl Progress {
 /// bar), otherwise run and task lifecycle too. `ALOFT_LOG` overrides the filter.
 fn init_logging(bar: Option<ProgressBar>) {
     let default = if bar.is_some() { "warn" } else { "info" };
-    let filter = EnvFilter::try_from_env("ALOFT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = match std::env::var("ALOFT_LOG") {
+        Ok(text) => EnvFilter::try_new(&text).unwrap_or_else(|error| {
+            errln!("warning: ignoring ALOFT_LOG={text:?} ({error}); logging at {default}");
+            EnvFilter::new(default)
+        }),
+        Err(_) => EnvFilter::new(default),
+    };
     let ansi = bar.is_some() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

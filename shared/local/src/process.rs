@@ -7,6 +7,10 @@
 //! runner's memory, are the record: a runner killed while a task runs leaves the task
 //! running, and the next `aloft resume` reads how it ended.
 //!
+//! Once the status is written the wrapper kills its own process group: whatever the
+//! command left running in the background ends with the attempt (a task that means to
+//! leave a daemon behind must start it in a session of its own, e.g. with `setsid`).
+//!
 //! The claim makes "run at most once" hold across a crash: whoever creates the claim
 //! file runs the attempt, and anyone else who finds it only follows the claimant. A
 //! resume that wins the claim (the first wrapper was never spawned, or had not reached
@@ -38,6 +42,7 @@ shift
 "$@" < "$0.in" > "$0.out" 2> "$0.log"
 code=$?
 echo "$code" > "$0.status.tmp" && mv "$0.status.tmp" "$0.status"
+kill -KILL 0
 exit "$code""#;
 
 /// Who holds an attempt's claim.
@@ -377,11 +382,44 @@ mod tests {
     async fn a_wrapper_told_the_claim_is_its_own_runs_and_records_its_pid() {
         let (folder, files) = setup();
         assert!(claim(&files).unwrap());
-        let status = wrapper(folder.path(), &files, true).status().await.unwrap();
+        wrapper(folder.path(), &files, true).status().await.unwrap();
 
-        assert!(status.success());
+        assert_eq!(
+            read_outcome(&files),
+            Some(Outcome::Succeeded {
+                output: serde_json::json!({})
+            })
+        );
         let marks = std::fs::read_to_string(folder.path().join("marks")).unwrap();
         assert_eq!(marks, "ran\n");
         assert_eq!(claimant(&files), Claimant::Gone);
+    }
+
+    #[tokio::test]
+    async fn what_a_command_leaves_running_ends_with_its_attempt() {
+        let (folder, files) = setup();
+        let program = resolve_program("sh", folder.path()).unwrap();
+        let marker = "30.4817";
+        let args = ["-c".to_owned(), format!("sleep {marker} & echo '{{}}'")];
+        let job = job(folder.path());
+        let mut wrapper = command(&job, &program, &args, &files, folder.path(), false);
+        wrapper.status().await.unwrap();
+
+        assert_eq!(
+            read_outcome(&files),
+            Some(Outcome::Succeeded {
+                output: serde_json::json!({})
+            })
+        );
+        let left = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
+            .filter(|cmdline| {
+                cmdline
+                    .windows(marker.len())
+                    .any(|w| w == marker.as_bytes())
+            })
+            .count();
+        assert_eq!(left, 0, "the background sleep outlived its attempt");
     }
 }
