@@ -28,6 +28,17 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
             .iter()
             .map(|&u| TaskKey::task(&workflow.tasks[u].name))
             .collect();
+        // Stored outputs only grow when gathered into the document, so their total is a
+        // lower bound of its size: refuse before gathering anything too large.
+        let names: Vec<&str> = keys.iter().map(|k| k.task.as_str()).collect();
+        let stored = self.store.output_bytes(&run.id, &names).await?;
+        if stored > INPUT_LIMIT as u64 {
+            let message = format!(
+                "task input would hold {stored} bytes of upstream outputs, over the limit of \
+                 {INPUT_LIMIT} bytes"
+            );
+            return Ok(Err(Failure::new(Failure::PAYLOAD_TOO_LARGE, message)));
+        }
         let mut upstream = Map::new();
         for found in self.store.tasks(&run.id, &keys).await? {
             let output = self.upstream_output(run, &found).await?;

@@ -151,6 +151,13 @@ pub trait Store: Send + Sync {
         task: &str,
     ) -> impl Future<Output = PortResult<Vec<Option<String>>>> + Send;
 
+    /// The total size of the stored outputs of some tasks and their `for_each` items.
+    fn output_bytes(
+        &self,
+        run_id: &str,
+        tasks: &[&str],
+    ) -> impl Future<Output = PortResult<u64>> + Send;
+
     /// Move a run from `queued` to `running`.
     fn start_run(
         &self,

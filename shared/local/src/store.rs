@@ -172,6 +172,24 @@ impl Store for Sqlite {
         rows.collect::<Result<Vec<_>, _>>().map_err(port_error)
     }
 
+    async fn output_bytes(&self, run_id: &str, tasks: &[&str]) -> PortResult<u64> {
+        let conn = self.conn();
+        let mut select = conn
+            .prepare_cached(
+                "SELECT coalesce(sum(length(CAST(output AS BLOB))), 0) FROM tasks \
+                 WHERE run_id = ?1 AND task = ?2",
+            )
+            .map_err(port_error)?;
+        let mut total: u64 = 0;
+        for task in tasks {
+            let bytes: u64 = select
+                .query_row(params![run_id, task], |r| r.get(0))
+                .map_err(port_error)?;
+            total = total.saturating_add(bytes);
+        }
+        Ok(total)
+    }
+
     async fn start_run(
         &self,
         run_id: &str,

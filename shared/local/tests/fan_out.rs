@@ -154,3 +154,31 @@ async fn a_retry_list_can_name_payload_too_large() {
     assert_eq!(report.starts_of("over").len(), 2);
     assert_eq!(report.state("after"), (TaskState::Succeeded, 1));
 }
+
+#[tokio::test]
+async fn a_fan_in_too_large_to_deliver_fails_before_it_is_gathered() {
+    let mut sim = Sim::new();
+    let report = sim
+        .run_yaml(
+            r#"
+name: wide-outputs
+tasks:
+  list: {run: {pass: {result: {xs: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                                    17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30]}}}}
+  each: {depends_on: [list], for_each: $.list.xs, run: {command: [output-bytes, "250000"]}}
+  gather: {depends_on: [each], run: {command: [cat]}}
+"#,
+        )
+        .await;
+
+    assert_eq!(report.state("each"), (TaskState::Succeeded, 1));
+    assert_eq!(report.state("gather"), (TaskState::Failed, 1));
+    let failure = report.task("gather").failure.clone().expect("a failure");
+    assert_eq!(failure.kind, "payload_too_large");
+    assert!(
+        failure.message.contains("would hold 7500000 bytes"),
+        "{}",
+        failure.message
+    );
+    assert!(report.starts_of("gather").is_empty(), "gather was started");
+}
