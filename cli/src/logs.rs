@@ -12,7 +12,7 @@ use aloft_engine::ports::Store;
 use aloft_local::files::AttemptFiles;
 
 use crate::DbArgs;
-use crate::run::open_existing;
+use crate::run::open_for_reading;
 use crate::runs::resolve_run;
 
 #[derive(Debug, Args)]
@@ -33,7 +33,7 @@ pub struct LogsArgs {
 
 /// Print the stderr of each attempt of a task, with a header per attempt.
 pub async fn logs(args: &LogsArgs) -> anyhow::Result<ExitCode> {
-    let runner = open_existing(&args.db)?;
+    let runner = open_for_reading(&args.db)?;
     let run_id = resolve_run(runner.db(), &args.run)?;
     let key = TaskKey {
         task: args.task.clone(),

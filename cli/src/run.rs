@@ -152,6 +152,16 @@ pub fn open_existing(db: &DbArgs) -> anyhow::Result<Runner> {
     open(db)
 }
 
+/// Open an existing database to read runs: read-write when allowed (so a database left
+/// by a killed runner is recovered), else read-only, for a user who may only read it.
+pub fn open_for_reading(db: &DbArgs) -> anyhow::Result<Runner> {
+    let writable = open_existing(db);
+    let Err(error) = writable else {
+        return writable;
+    };
+    Runner::open_read_only(&db.path(), Arc::new(SystemClock)).map_err(|_| error)
+}
+
 /// `--input`: inline JSON or `@file`.
 fn parse_input(text: &str) -> anyhow::Result<Value> {
     let (source, json) = match text.strip_prefix('@') {

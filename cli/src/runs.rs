@@ -12,7 +12,7 @@ use aloft_local::Sqlite;
 use aloft_local::query::{Found, find_run, list_runs};
 
 use crate::report::{duration, time};
-use crate::run::open_existing;
+use crate::run::open_for_reading;
 use crate::{DbArgs, Output};
 
 #[derive(Debug, Subcommand)]
@@ -61,7 +61,7 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
 fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
     // No database yet means no runs yet; listing must not create one.
     let runs = if args.db.path().exists() {
-        let runner = open_existing(&args.db)?;
+        let runner = open_for_reading(&args.db)?;
         list_runs(runner.db(), args.workflow.as_deref(), args.limit)?
     } else {
         Vec::new()
@@ -111,7 +111,7 @@ fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
-    let runner = open_existing(&args.db)?;
+    let runner = open_for_reading(&args.db)?;
     let run_id = resolve_run(runner.db(), &args.run)?;
     crate::report::print_run(&runner, &run_id, args.output).await?;
     Ok(ExitCode::SUCCESS)

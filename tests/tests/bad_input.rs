@@ -386,3 +386,71 @@ tasks:
     item.assert_code(0);
     assert_eq!(item.stdout, "== each[2] attempt 1 ==\nitem\n");
 }
+
+/// Someone who may read a database but not write it (another user's runs, a copy
+/// on a read-only mount) can still list and show runs and read logs. As root the
+/// commands run as `nobody` through setpriv; otherwise the files are made read-only.
+#[test]
+fn a_database_that_may_only_be_read_still_lists_and_shows_runs() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let sandbox = Sandbox::new();
+    ok_workflow(&sandbox);
+    let (done, run) = sandbox.run_json(&sandbox.path().join("ok.yaml"));
+    done.assert_code(0);
+    let run_id = run["id"].as_str().expect("a run id").to_owned();
+
+    let as_root = rustix::process::geteuid().is_root();
+    let mut paths = vec![sandbox.path().to_path_buf()];
+    for entry in walk(sandbox.path()) {
+        paths.push(entry);
+    }
+    for path in &paths {
+        let mode = if path.is_dir() { 0o555 } else { 0o444 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    // Every folder up to the sandbox must be enterable by the other user.
+    let db = sandbox.db().display().to_string();
+    for args in [
+        vec!["runs", "list", "--db", &db, "--output", "json"],
+        vec!["runs", "show", &run_id, "--db", &db, "--output", "json"],
+        vec!["logs", &run_id, "a", "--db", &db],
+    ] {
+        let mut command = if as_root {
+            let mut command = std::process::Command::new("setpriv");
+            command.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+            command.arg(aloft_tests::binary("aloft"));
+            command
+        } else {
+            std::process::Command::new(aloft_tests::binary("aloft"))
+        };
+        let out = command
+            .args(&args)
+            .current_dir("/")
+            .output()
+            .expect("run aloft");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(&run_id) || args[0] == "logs",
+            "{args:?}: {stdout}"
+        );
+    }
+    for path in paths.iter().rev() {
+        let mode = if path.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+}
+
+fn walk(folder: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(folder).expect("read folder").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
+}

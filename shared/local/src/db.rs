@@ -199,6 +199,52 @@ impl Sqlite {
         })
     }
 
+    /// Open an existing database only to read it (for a user who may not write to it).
+    /// Nothing is created; any write fails.
+    pub fn open_read_only(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, DbError> {
+        let sqlite = |source| DbError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        // A WAL database without its -wal file has no writer: read it as immutable, as
+        // a read-only connection could not create the shared-memory file it needs.
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let conn = if Path::new(&wal).exists() {
+            Connection::open_with_flags(path, flags)
+        } else {
+            let escaped = path
+                .display()
+                .to_string()
+                .replace('%', "%25")
+                .replace('?', "%3f")
+                .replace('#', "%23");
+            Connection::open_with_flags(format!("file:{escaped}?immutable=1"), flags)
+        }
+        .map_err(sqlite)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
+        let folder = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let files = std::fs::canonicalize(folder)
+            .map_err(|source| DbError::Folder {
+                path: folder.display().to_string(),
+                source,
+            })?
+            .join("runs");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                clock,
+                files,
+            }),
+        })
+    }
+
     /// The folder that holds per-run files.
     pub fn files(&self) -> &Path {
         &self.inner.files

@@ -74,15 +74,18 @@ pub struct StepReport {
 impl Runner<LocalInvoker> {
     /// Open the database at `path` and build the engine over it.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, DbError> {
-        let db = Sqlite::open(path, clock.clone())?;
+        Ok(Self::over(Sqlite::open(path, clock)?))
+    }
+
+    /// Open an existing database only to read runs from it.
+    pub fn open_read_only(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, DbError> {
+        Ok(Self::over(Sqlite::open_read_only(path, clock)?))
+    }
+
+    fn over(db: Sqlite) -> Self {
         let (sender, completions) = unbounded_channel();
         let invoker = LocalInvoker::new(db.files(), sender);
-        Ok(Self::with_invoker(
-            db,
-            invoker,
-            completions,
-            Config::default(),
-        ))
+        Self::with_invoker(db, invoker, completions, Config::default())
     }
 }
 
