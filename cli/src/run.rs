@@ -13,6 +13,8 @@ use tokio::signal::unix::SignalKind;
 use aloft_core::RunStatus;
 use aloft_core::source::load_path;
 use aloft_engine::StartRequest;
+use aloft_engine::ports::Store;
+use aloft_local::runner::claim_driver;
 use aloft_local::{Runner, SystemClock};
 
 use crate::progress::Progress;
@@ -72,28 +74,64 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .start(request)
         .await
         .context("cannot start the run")?;
-    if !started.created {
-        // The key named a run already going, perhaps one whose runner died: pick it up
-        // the way `aloft resume` does.
-        errln!(
-            "joining run {} started earlier with this idempotency key",
-            started.run_id
-        );
-        runner.recover(&started.run_id).await?;
+    let run_id = started.run_id;
+    progress.follow(&run_id);
+    if let Some(pid) = claim_driver(runner.db(), &run_id)? {
+        errln!("joining run {run_id}, which process {pid} drives: following it to its end");
+        return watch(&runner, &run_id, &mut progress, args.output).await;
     }
-    progress.follow(&started.run_id);
-    drive(&mut runner, &started.run_id, &mut progress, args.output).await
+    if !started.created {
+        // The key named a run already going whose runner died: pick it up the way
+        // `aloft resume` does.
+        errln!("joining run {run_id} started earlier with this idempotency key");
+        runner.recover(&run_id).await?;
+    }
+    drive(&mut runner, &run_id, &mut progress, args.output).await
 }
 
 /// Pick up a run where its runner stopped.
 pub async fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     let mut runner = open_existing(&args.db)?;
     let run_id = resolve_run(runner.db(), &args.run)?;
+    if let Some(pid) = claim_driver(runner.db(), &run_id)? {
+        bail!(
+            "run {run_id} is being driven by process {pid} on this machine: wait for it \
+             (`aloft runs show {run_id}`), or stop that process and resume"
+        );
+    }
     let run = runner.recover(&run_id).await?.context("run disappeared")?;
     let workflow = runner.engine().workflow(&run.version, &run_id).await?;
     let mut progress = Progress::new(workflow.tasks.len() as u64);
     progress.follow(&run_id);
     drive(&mut runner, &run_id, &mut progress, args.output).await
+}
+
+/// Follow a run another process drives until it settles, then report it.
+async fn watch(
+    runner: &Runner,
+    run_id: &str,
+    progress: &mut Progress,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    loop {
+        let run = runner.db().run(run_id).await?.context("run disappeared")?;
+        if run.status.is_settled() {
+            break;
+        }
+        progress.update(runner.db());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    progress.finish();
+    let run = crate::report::print_run(runner, run_id, output).await?;
+    Ok(exit_code(run.status))
+}
+
+fn exit_code(status: RunStatus) -> ExitCode {
+    if status == RunStatus::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 async fn drive(
@@ -124,11 +162,7 @@ async fn drive(
     progress.finish();
     let run = driven.with_context(|| format!("run {run_id} stopped"))?;
     let run = crate::report::print_run(runner, &run.id, output).await?;
-    Ok(if run.status == RunStatus::Succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(exit_code(run.status))
 }
 
 /// Open the embedded backend at the configured database.

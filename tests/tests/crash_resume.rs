@@ -531,3 +531,42 @@ fn interrupt_saves_the_run_and_resume_finishes_it() {
     let run = resume(&sandbox, &run_id);
     assert_hold_finished_once(&sandbox, &run);
 }
+
+/// One process drives a run at a time: a resume while its runner is alive is refused,
+/// naming that process, and a start with the run's idempotency key follows the run to
+/// its end instead of driving it a second time.
+#[test]
+fn a_run_with_a_live_runner_is_followed_not_driven_twice() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.write("hold.yaml", hold_workflow());
+    let path = file.display().to_string();
+    let first = sandbox.start(&["run", &path, "--idempotency-key", "k1", "--output", "json"]);
+    let run_id = sandbox.wait_for_run();
+    wait_for("hold to start", GUARD, || {
+        marks(&sandbox).contains(&"hold".to_owned()).then_some(())
+    });
+
+    let refused = sandbox.aloft(&["resume", &run_id]);
+    refused.assert_code(1);
+    assert!(
+        refused.stderr.contains(&format!(
+            "run {run_id} is being driven by process {}",
+            first.id()
+        )),
+        "{}",
+        refused.stderr
+    );
+    let joined = sandbox.start(&["run", &path, "--idempotency-key", "k1", "--output", "json"]);
+    sandbox.write("release", "");
+    let (first, joined) = (first.wait(), joined.wait());
+
+    first.assert_code(0);
+    joined.assert_code(0);
+    assert!(
+        joined.stderr.contains("following it to its end"),
+        "{}",
+        joined.stderr
+    );
+    assert_eq!(joined.json()["id"], json!(run_id));
+    assert_hold_finished_once(&sandbox, &joined.json());
+}

@@ -67,6 +67,11 @@ CREATE TABLE IF NOT EXISTS attempts (
     failure_message TEXT,
     PRIMARY KEY (run_id, task, item, attempt)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS drivers (
+    run_id TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    seen_at INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tracing::{error, warn};
 
@@ -136,14 +136,23 @@ impl<I: DeferredInvoker> Runner<I> {
         run_id: &str,
         progress: &mut dyn FnMut(&Sqlite),
     ) -> Result<RunRecord, EngineError> {
+        let mut last_beat = 0;
         loop {
+            let now = self.engine.clock().now();
+            if now.saturating_sub(last_beat) >= DRIVER_BEAT_MS {
+                heartbeat(self.db(), run_id, now)?;
+                last_beat = now;
+            }
             let report = self.step(run_id).await?;
             if report.handled > 0 {
                 progress(self.db());
             }
             let run = self.engine.store().run(run_id).await?;
             match run {
-                Some(run) if run.status.is_settled() => return Ok(run),
+                Some(run) if run.status.is_settled() => {
+                    release_driver(self.db(), run_id)?;
+                    return Ok(run);
+                }
                 None => {
                     return Err(EngineError::Port(port_error(
                         rusqlite::Error::QueryReturnedNoRows,
@@ -358,6 +367,82 @@ impl Runner<LocalInvoker> {
         }
         Ok(Some(run))
     }
+}
+
+/// How often a driving runner says it is alive.
+const DRIVER_BEAT_MS: u64 = 5_000;
+
+/// A driver not heard from for this long is gone, whatever its pid now names.
+const DRIVER_STALE_MS: u64 = 30_000;
+
+/// Become the one process driving a run, unless another live process is: then its pid.
+/// Two runners on one run would be safe (every change is conditional, every attempt
+/// claimed) but would split its messages and its output; one drives, others wait.
+pub fn claim_driver(db: &Sqlite, run_id: &str) -> Result<Option<u32>, EngineError> {
+    let now = db.clock().now();
+    let me = std::process::id();
+    db.begin()?;
+    let current: Option<(u32, u64)> = {
+        let conn = db.conn();
+        conn.query_row(
+            "SELECT pid, seen_at FROM drivers WHERE run_id = ?1",
+            [run_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(port_error)?
+    };
+    let other = current.filter(|&(pid, seen_at)| {
+        pid != me && now.saturating_sub(seen_at) < DRIVER_STALE_MS && pid_alive(pid)
+    });
+    if let Some((pid, _)) = other {
+        db.rollback();
+        return Ok(Some(pid));
+    }
+    let claimed = db
+        .conn()
+        .execute(
+            "INSERT OR REPLACE INTO drivers (run_id, pid, seen_at) VALUES (?1, ?2, ?3)",
+            params![run_id, me, now],
+        )
+        .map_err(port_error);
+    match claimed {
+        Ok(_) => {
+            db.commit()?;
+            Ok(None)
+        }
+        Err(error) => {
+            db.rollback();
+            Err(error.into())
+        }
+    }
+}
+
+fn pid_alive(pid: u32) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok())
+}
+
+fn heartbeat(db: &Sqlite, run_id: &str, now: u64) -> Result<(), EngineError> {
+    let conn = db.conn();
+    conn.execute(
+        "UPDATE drivers SET seen_at = ?3 WHERE run_id = ?1 AND pid = ?2",
+        params![run_id, std::process::id(), now],
+    )
+    .map_err(port_error)?;
+    Ok(())
+}
+
+fn release_driver(db: &Sqlite, run_id: &str) -> Result<(), EngineError> {
+    let conn = db.conn();
+    conn.execute(
+        "DELETE FROM drivers WHERE run_id = ?1 AND pid = ?2",
+        params![run_id, std::process::id()],
+    )
+    .map_err(port_error)?;
+    Ok(())
 }
 
 /// Messages of a run due at `now`, oldest first.
