@@ -17,3 +17,8 @@ pub use definition::Definition;
 pub use duration::Duration;
 pub use state::{Failure, RunStatus, TaskState};
 pub use workflow::Workflow;
+
+/// Largest stored task output, in bytes of its compact JSON text. An attempt whose output
+/// is larger fails with kind `payload_too_large`; a `pass` result that large is refused
+/// at validation.
+pub const OUTPUT_LIMIT: usize = 256 * 1024;

@@ -342,7 +342,18 @@ impl Checks {
                 let message = format!("lambda of {owner} is empty: name a function or its ARN");
                 self.at(path.key("lambda"), message);
             }
-            RunSpec::Lambda(_) | RunSpec::Pass(_) => {}
+            RunSpec::Pass(pass) => {
+                let size = pass.result.to_string().len();
+                if size > crate::OUTPUT_LIMIT {
+                    let message = format!(
+                        "pass result of {owner} is {size} bytes, over the output limit of {} \
+                         bytes: it could never be stored",
+                        crate::OUTPUT_LIMIT
+                    );
+                    self.at(path.key("pass").key("result"), message);
+                }
+            }
+            RunSpec::Lambda(_) => {}
         }
     }
 }

@@ -298,3 +298,22 @@ fn validate_reports_paths_without_a_file() {
         "tasks.a.depends_on[0]: task `a` depends on unknown task `b`"
     );
 }
+
+#[test]
+fn a_pass_result_over_the_output_limit_is_refused_at_its_position() {
+    let fits = "a".repeat(aloft_core::OUTPUT_LIMIT - 2);
+    let over = "a".repeat(aloft_core::OUTPUT_LIMIT - 1);
+    let text = format!(
+        "name: big\ntasks:\n  ok: {{run: {{pass: {{result: \"{fits}\"}}}}}}\n  \
+         no: {{run: {{pass: {{result: \"{over}\"}}}}}}\n"
+    );
+    assert_eq!(
+        errors(&text),
+        [format!(
+            "wf.yaml:4:29: pass result of task `no` is {} bytes, over the output limit of {} \
+             bytes: it could never be stored",
+            aloft_core::OUTPUT_LIMIT + 1,
+            aloft_core::OUTPUT_LIMIT
+        )]
+    );
+}

@@ -11,9 +11,8 @@ use crate::message::{Message, Outgoing, TaskKey};
 use crate::ports::{Clock, Invoker, PortError, Queue, Store};
 use crate::record::TaskRecord;
 
-/// Largest stored task output, in bytes of its JSON text. An attempt whose output is
-/// larger fails with kind `payload_too_large`.
-pub const OUTPUT_LIMIT: usize = 256 * 1024;
+/// Largest stored task output, in bytes of its compact JSON text.
+pub const OUTPUT_LIMIT: usize = aloft_core::OUTPUT_LIMIT;
 
 /// Largest task input document, in bytes of its JSON text. An attempt whose input would
 /// be larger fails with kind `payload_too_large` without starting.
