@@ -15,9 +15,10 @@ use tracing::{error, warn};
 
 use aloft_core::RunStatus;
 use aloft_core::definition::RunSpec;
+use aloft_core::workflow::TaskPlan;
 use aloft_engine::message::{Message, Outgoing};
 use aloft_engine::ports::{Clock, Invoker, Job, Queue, Store};
-use aloft_engine::record::RunRecord;
+use aloft_engine::record::{RunRecord, TaskRecord};
 use aloft_engine::{Config, Engine, EngineError, StartRequest, Started};
 
 use crate::db::{DbError, Sqlite, port_error};
@@ -304,68 +305,86 @@ impl Runner<LocalInvoker> {
             return Ok(Some(run));
         }
         let workflow = self.engine.workflow(&run.version, run_id).await?;
-        let runs = self.db().files().to_owned();
         let mut finished = Vec::new();
         for task in self.engine.store().all_tasks(run_id).await? {
             if task.state != aloft_core::TaskState::Running || task.items.is_some() {
                 continue;
             }
-            let Some(plan) = workflow.task(&task.key.task) else {
-                continue;
-            };
-            let files = AttemptFiles::new(&runs, run_id, &task.key, task.attempt);
-            let ended_at = process::ended_at(&files);
-            let complete = |outcome| Message::Complete {
-                run_id: run_id.to_owned(),
-                key: task.key.clone(),
-                attempt: task.attempt,
-                outcome,
-                ended_at,
-            };
-            if let Some(outcome) =
-                process::read_outcome(&files).or_else(|| process::read_result(&files))
-            {
-                finished.push(complete(outcome));
-            } else if !files.input().exists()
-                || matches!(plan.run, RunSpec::Pass(_))
-                || (matches!(plan.run, RunSpec::Lambda(_)) && files.claim().exists())
-            {
-                // Nothing to start, or a Lambda call that may have been made: it cannot
-                // be followed, so the attempt counts as interrupted.
-                finished.push(complete(process::lost()));
-            } else {
-                let job = Job {
-                    run_id: run_id.to_owned(),
-                    workflow: run.workflow.clone(),
-                    key: task.key.clone(),
-                    attempt: task.attempt,
-                    run: plan.run.clone(),
-                    input: std::fs::read(files.input()).unwrap_or_default(),
-                    workdir: run.workdir.clone(),
-                    timeout: plan.timeout,
-                };
-                if let Err(failure) = self.engine.invoker().recover(job, files) {
-                    finished.push(complete(aloft_engine::Outcome::Failed { failure }));
-                }
+            if let Some(plan) = workflow.task(&task.key.task) {
+                finished.extend(self.recover_attempt(&run, plan, &task));
             }
         }
-        self.db().begin()?;
+        self.enqueue_recovered(run_id, finished).await?;
+        Ok(Some(run))
+    }
+}
+
+impl Runner<LocalInvoker> {
+    /// Learn how one running attempt ended, or take it over: the completion to handle
+    /// now, or `None` when the attempt goes on (followed or started here).
+    fn recover_attempt(
+        &self,
+        run: &RunRecord,
+        plan: &TaskPlan,
+        task: &TaskRecord,
+    ) -> Option<Message> {
+        let files = AttemptFiles::new(self.db().files(), &run.id, &task.key, task.attempt);
+        let complete = |outcome| Message::Complete {
+            run_id: run.id.clone(),
+            key: task.key.clone(),
+            attempt: task.attempt,
+            outcome,
+            ended_at: process::ended_at(&files),
+        };
+        if let Some(outcome) =
+            process::read_outcome(&files).or_else(|| process::read_result(&files))
+        {
+            return Some(complete(outcome));
+        }
+        let lambda_called = matches!(plan.run, RunSpec::Lambda(_)) && files.claim().exists();
+        if !files.input().exists() || matches!(plan.run, RunSpec::Pass(_)) || lambda_called {
+            // Nothing to start, or a Lambda call that may have been made: it cannot be
+            // followed, so the attempt counts as interrupted.
+            return Some(complete(process::lost()));
+        }
+        let job = Job {
+            run_id: run.id.clone(),
+            workflow: run.workflow.clone(),
+            key: task.key.clone(),
+            attempt: task.attempt,
+            run: plan.run.clone(),
+            input: std::fs::read(files.input()).unwrap_or_default(),
+            workdir: run.workdir.clone(),
+            timeout: plan.timeout,
+        };
+        let taken = self.engine.invoker().recover(job, files.clone());
+        taken
+            .err()
+            .map(|failure| complete(aloft_engine::Outcome::Failed { failure }))
+    }
+
+    /// Queue what a resume learned ahead of every due message, then a full planning.
+    async fn enqueue_recovered(
+        &self,
+        run_id: &str,
+        finished: Vec<Message>,
+    ) -> Result<(), EngineError> {
         let plan = Message::Plan {
             run_id: run_id.to_owned(),
             settled: Vec::new(),
         };
+        self.db().begin()?;
         let sent = match self.db().send_ahead(finished) {
             Ok(()) => self.db().send(vec![Outgoing::now(plan)]).await,
             Err(error) => Err(error),
         };
         match sent {
-            Ok(()) => self.db().commit()?,
+            Ok(()) => Ok(self.db().commit()?),
             Err(error) => {
                 self.db().rollback();
-                return Err(error.into());
+                Err(error.into())
             }
         }
-        Ok(Some(run))
     }
 }
 
