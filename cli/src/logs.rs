@@ -66,9 +66,20 @@ pub async fn logs(args: &LogsArgs) -> anyhow::Result<ExitCode> {
         Some(n) => vec![n],
         None => (1..=record.attempt).collect(),
     };
+    let files = |attempt| AttemptFiles::new(runner.db().files(), &run_id, &key, attempt);
+    let printed = print_logs(&key, attempts.into_iter().map(|a| (a, files(a).log())));
+    match printed {
+        // The reader went away (`aloft logs ... | head`): nothing left to do.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Each attempt's log under a header line.
+fn print_logs(key: &TaskKey, logs: impl Iterator<Item = (u32, PathBuf)>) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    for attempt in attempts {
-        let log: PathBuf = AttemptFiles::new(runner.db().files(), &run_id, &key, attempt).log();
+    for (attempt, log) in logs {
         let text = std::fs::read(&log).unwrap_or_default();
         writeln!(stdout, "== {key} attempt {attempt} ==")?;
         stdout.write_all(&text)?;
@@ -76,5 +87,5 @@ pub async fn logs(args: &LogsArgs) -> anyhow::Result<ExitCode> {
             writeln!(stdout)?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    stdout.flush()
 }

@@ -78,7 +78,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     progress.follow(&run_id);
     if let Some(pid) = claim_driver(runner.db(), &run_id)? {
         errln!("joining run {run_id}, which process {pid} drives: following it to its end");
-        return watch(&runner, &run_id, &mut progress, args.output).await;
+        return watch(&mut runner, &run_id, &mut progress, args.output).await;
     }
     if !started.created {
         // The key named a run already going whose runner died: pick it up the way
@@ -106,9 +106,10 @@ pub async fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     drive(&mut runner, &run_id, &mut progress, args.output).await
 }
 
-/// Follow a run another process drives until it settles, then report it.
+/// Follow a run another process drives until it settles, then report it; if that
+/// process stops first, pick the run up and drive it here.
 async fn watch(
-    runner: &Runner,
+    runner: &mut Runner,
     run_id: &str,
     progress: &mut Progress,
     output: Output,
@@ -118,8 +119,13 @@ async fn watch(
         if run.status.is_settled() {
             break;
         }
+        if claim_driver(runner.db(), run_id)?.is_none() {
+            errln!("the runner of run {run_id} stopped: picking the run up");
+            runner.recover(run_id).await?;
+            return drive(runner, run_id, progress, output).await;
+        }
         progress.update(runner.db());
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     progress.finish();
     let run = crate::report::print_run(runner, run_id, output).await?;

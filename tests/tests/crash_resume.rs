@@ -570,3 +570,37 @@ fn a_run_with_a_live_runner_is_followed_not_driven_twice() {
     assert_eq!(joined.json()["id"], json!(run_id));
     assert_hold_finished_once(&sandbox, &joined.json());
 }
+
+/// A start that follows a run another process drives takes the run over when that
+/// process is killed, and finishes it with every task run once.
+#[test]
+fn a_follower_picks_the_run_up_when_its_runner_is_killed() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.write("hold.yaml", hold_workflow());
+    let path = file.display().to_string();
+    let first = sandbox.start(&["run", &path, "--idempotency-key", "k2", "--output", "json"]);
+    let run_id = sandbox.wait_for_run();
+    wait_for("hold to start", GUARD, || {
+        marks(&sandbox).contains(&"hold".to_owned()).then_some(())
+    });
+    let follower = sandbox.start(&["run", &path, "--idempotency-key", "k2", "--output", "json"]);
+    wait_for("the follower to join", GUARD, || {
+        let said = sandbox.stderr_so_far();
+        said.iter()
+            .any(|line| line.contains("following it to its end"))
+            .then_some(())
+    });
+
+    first.kill();
+    sandbox.write("release", "");
+    let done = follower.wait();
+
+    done.assert_code(0);
+    assert!(
+        done.stderr.contains("picking the run up"),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(done.json()["id"], json!(run_id));
+    assert_hold_finished_once(&sandbox, &done.json());
+}

@@ -22,15 +22,48 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         outcome: Outcome,
         ended_at: Option<u64>,
     ) -> Result<(), EngineError> {
-        let Some(run) = self.store.run(run_id).await? else {
+        let Some(mut run) = self.store.run(run_id).await? else {
             return Ok(());
         };
-        let result = match outcome {
+        let mut result = match outcome {
             Outcome::Succeeded { output } => Ok(output),
             Outcome::Failed { failure } => Err(failure),
         };
+        if let Some(ended) = ended_at {
+            // An attempt that ended while no runner was alive: what a live runner would
+            // have done first, at its own time, happens first.
+            if let Some(deadline) = run.deadline_at.filter(|&d| d < ended) {
+                self.deadline_check(run_id, deadline).await?;
+                run = self.store.run(run_id).await?.unwrap_or(run);
+            }
+            if let Some(limit) = self.overran(&run, key, attempt, ended).await? {
+                let message = format!("attempt ran past its timeout of {limit}");
+                result = Err(Failure::new(Failure::TIMEOUT, message));
+            }
+        }
         self.finish_attempt_at(&run, key, attempt, result, ended_at)
             .await
+    }
+
+    /// The timeout an attempt that ended at `ended` had already passed, if any.
+    async fn overran(
+        &self,
+        run: &RunRecord,
+        key: &TaskKey,
+        attempt: u32,
+        ended: u64,
+    ) -> Result<Option<aloft_core::Duration>, EngineError> {
+        let workflow = self.workflow(&run.version, &run.id).await?;
+        let Some(limit) = workflow.task(&key.task).map(|t| t.timeout) else {
+            return Ok(None);
+        };
+        let record = self.task_record(&run.id, key).await?;
+        let started = record
+            .filter(|r| r.attempt == attempt)
+            .and_then(|r| r.started_at);
+        Ok(started
+            .filter(|&s| ended > s.saturating_add(limit.as_millis()))
+            .map(|_| limit))
     }
 
     /// Handle a timeout check: stop an attempt that is still running past its due time.

@@ -224,3 +224,56 @@ tasks:
     );
     assert_eq!(report.starts_of("b").len(), 1);
 }
+
+#[tokio::test]
+async fn a_task_that_ended_after_the_deadline_while_no_runner_ran_is_timed_out() {
+    let mut sim = Sim::new();
+    let run = sim
+        .start_yaml(
+            r#"
+name: deadline-passed-while-dead
+deadline: 2s
+on_deadline: fail
+tasks:
+  c: {run: {command: [sleep, "3"]}}
+"#,
+        )
+        .await;
+    sim.run_until(&run, S / 2).await;
+    sim.kill();
+    sim.clock.set(sim::T0 + 4 * S);
+    sim.resume(&run).await;
+    let report = sim.run_to_end(&run).await;
+
+    assert_eq!(report.status(), RunStatus::TimedOut);
+    assert_eq!(report.state("c"), (TaskState::TimedOut, 1));
+    assert_eq!(report.task("c").output, None);
+}
+
+#[tokio::test]
+async fn an_attempt_that_ran_past_its_timeout_while_no_runner_ran_is_timed_out() {
+    let mut sim = Sim::new();
+    let run = sim
+        .start_yaml(
+            r#"
+name: timeout-passed-while-dead
+tasks:
+  w:
+    timeout: 2s
+    retry: {max_attempts: 2, backoff: fixed, initial_delay: 1s, on: [timeout]}
+    run: {command: [sleep, "3"]}
+"#,
+        )
+        .await;
+    sim.run_until(&run, S / 2).await;
+    sim.kill();
+    sim.clock.set(sim::T0 + 5 * S);
+    sim.resume(&run).await;
+    let report = sim.run_to_end(&run).await;
+
+    assert_eq!(report.status(), RunStatus::Failed);
+    assert_eq!(report.state("w"), (TaskState::TimedOut, 2));
+    let starts: Vec<u64> = report.starts_of("w").iter().map(|s| s.at).collect();
+    assert_eq!(starts.len(), 2);
+    assert!(starts[1] >= 5 * S, "attempt 2 started at {}", starts[1]);
+}
