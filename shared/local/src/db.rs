@@ -170,10 +170,7 @@ impl Sqlite {
     /// Open (creating if needed) the database at `path`. Run files (task inputs,
     /// outputs, logs, scratch folders) live in `runs/` beside it.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, DbError> {
-        let folder = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let folder = folder_of(path);
         std::fs::create_dir_all(folder).map_err(|source| DbError::Folder {
             path: folder.display().to_string(),
             source,
@@ -188,20 +185,7 @@ impl Sqlite {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sqlite)?;
         conn.execute_batch(SCHEMA).map_err(sqlite)?;
-        // Absolute, because task processes run in their workflow's folder.
-        let files = std::fs::canonicalize(folder)
-            .map_err(|source| DbError::Folder {
-                path: folder.display().to_string(),
-                source,
-            })?
-            .join("runs");
-        Ok(Self {
-            inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
-                clock,
-                files,
-            }),
-        })
+        Self::over(conn, path, clock)
     }
 
     /// Open an existing database only to read it (for a user who may not write to it).
@@ -231,10 +215,13 @@ impl Sqlite {
         }
         .map_err(sqlite)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
-        let folder = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        Self::over(conn, path, clock)
+    }
+
+    /// Wrap an open connection; run files live in `runs/` beside the database file.
+    fn over(conn: Connection, path: &Path, clock: Arc<dyn Clock>) -> Result<Self, DbError> {
+        let folder = folder_of(path);
+        // Absolute, because task processes run in their workflow's folder.
         let files = std::fs::canonicalize(folder)
             .map_err(|source| DbError::Folder {
                 path: folder.display().to_string(),
@@ -311,6 +298,13 @@ impl Sqlite {
             .execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))
             .map_err(port_error)
     }
+}
+
+/// The folder holding a database file.
+fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Sort a SQLite error: busy and locked are retryable, the rest terminal.
