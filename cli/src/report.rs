@@ -23,7 +23,7 @@ pub async fn print_run(runner: &Runner, run_id: &str, output: Output) -> anyhow:
         .ok_or_else(|| anyhow::anyhow!("run {run_id} disappeared"))?;
     let tasks = db.all_tasks(run_id).await?;
     let history = attempts(db, run_id)?;
-    let workflow = runner.engine().workflow(&run.version, run_id).await?;
+    let workflow = runner.engine().workflow(&run).await?;
     let view = RunView {
         run: &run,
         tasks: &tasks,

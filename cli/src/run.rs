@@ -100,7 +100,7 @@ pub async fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let run = runner.recover(&run_id).await?.context("run disappeared")?;
-    let workflow = runner.engine().workflow(&run.version, &run_id).await?;
+    let workflow = runner.engine().workflow(&run).await?;
     let mut progress = Progress::new(workflow.tasks.len() as u64);
     progress.follow(&run_id);
     drive(&mut runner, &run_id, &mut progress, args.output).await
@@ -203,7 +203,7 @@ pub fn open_for_reading(db: &DbArgs) -> anyhow::Result<Runner> {
 }
 
 /// `--input`: inline JSON or `@file`.
-fn parse_input(text: &str) -> anyhow::Result<Value> {
+pub(crate) fn parse_input(text: &str) -> anyhow::Result<Value> {
     let (source, json) = match text.strip_prefix('@') {
         Some(file) => {
             let json = std::fs::read_to_string(file)

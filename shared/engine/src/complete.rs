@@ -9,10 +9,10 @@ use aloft_core::{Failure, TaskState};
 use crate::engine::{Engine, EngineError, OUTPUT_LIMIT};
 use crate::message::{Message, Outcome, TaskKey};
 use crate::plan::holder;
-use crate::ports::{Applied, Clock, Invoker, Queue, Store, TaskChange};
+use crate::ports::{Applied, Clock, Events, Invoker, LifecycleKind, Queue, Store, TaskChange};
 use crate::record::{ItemCounts, RunRecord};
 
-impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
+impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> {
     /// Handle a completion message.
     pub(crate) async fn complete(
         &self,
@@ -53,7 +53,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         attempt: u32,
         ended: u64,
     ) -> Result<Option<aloft_core::Duration>, EngineError> {
-        let workflow = self.workflow(&run.version, &run.id).await?;
+        let workflow = self.workflow(run).await?;
         let Some(limit) = workflow.task(&key.task).map(|t| t.timeout) else {
             return Ok(None);
         };
@@ -80,6 +80,17 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         if record.state != TaskState::Running || record.attempt != attempt {
             return Ok(());
         }
+        let Some(run) = self.store.run(run_id).await? else {
+            return Ok(());
+        };
+        let workflow = self.workflow(&run).await?;
+        let limit = workflow.task(&key.task).map(|t| t.timeout);
+        // The attempt's own start decides when its time is up: a check sent for a start
+        // that was undone and done again must not cut the new start short.
+        let due_at = match (record.started_at, limit) {
+            (Some(started), Some(limit)) => due_at.max(started.saturating_add(limit.as_millis())),
+            _ => due_at,
+        };
         let now = self.clock.now();
         if now < due_at {
             let check = Message::TimeoutCheck {
@@ -91,14 +102,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
             let timer = format!("timeout/{key}/{attempt}");
             return self.rearm(run_id, &timer, check, due_at).await;
         }
-        let Some(run) = self.store.run(run_id).await? else {
-            return Ok(());
-        };
-        let workflow = self.workflow(&run.version, run_id).await?;
-        let limit = workflow
-            .task(&key.task)
-            .map(|t| t.timeout.to_string())
-            .unwrap_or_default();
+        let limit = limit.map(|l| l.to_string()).unwrap_or_default();
         self.invoker.cancel(run_id, key, attempt).await?;
         let failure = Failure::new(
             Failure::TIMEOUT,
@@ -130,7 +134,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
     ) -> Result<(), EngineError> {
         let now = self.clock.now();
         let ended = ended_at.map_or(now, |at| at.min(now));
-        let workflow = self.workflow(&run.version, &run.id).await?;
+        let workflow = self.workflow(run).await?;
         let Some(task) = workflow.task(&key.task) else {
             return Ok(());
         };
@@ -172,7 +176,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         }
         let applied = self.store.update_task(&run.id, &change).await?;
         if !applied.applied {
-            return self.after_duplicate(run, key, attempt).await;
+            return self.after_duplicate(run, key, attempt, applied).await;
         }
         self.release_slots(&holder(&run.id, key, attempt)).await?;
         if let Some(delay) = retry {
@@ -193,31 +197,52 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
                 .await?);
         }
         info!(run_id = %run.id, task = %key, attempt, state = %change.to, "task settled");
+        if change.to.is_failure() {
+            let reason = change.failure.as_ref().map(ToString::to_string);
+            self.announce(
+                run,
+                LifecycleKind::TaskFailed,
+                change.to.as_str(),
+                Some((key, attempt)),
+                reason,
+            )
+            .await;
+        }
         self.after_settle(run, key, applied).await
     }
 
-    /// A result for an attempt that is no longer running: if that attempt already
-    /// settled the task, repeat the idempotent follow-ups in case an earlier delivery
-    /// stopped before them; otherwise nothing happens.
+    /// A result for an attempt that is no longer running. If that attempt already
+    /// settled the task, or already scheduled its retry, an earlier delivery may have
+    /// stopped right after its write: the idempotent follow-ups (free the slots, plan
+    /// the dependents or settle the parent, send the retry) are done again. Otherwise
+    /// nothing happens.
     async fn after_duplicate(
         &self,
         run: &RunRecord,
         key: &TaskKey,
         attempt: u32,
+        applied: Applied,
     ) -> Result<(), EngineError> {
-        let record = self.task_record(&run.id, key).await?;
-        let settled_here = record.is_some_and(|r| r.attempt == attempt && r.state.is_settled());
-        debug!(run_id = %run.id, task = %key, attempt, settled_here, "late or duplicate result ignored");
-        if settled_here {
+        let Some(record) = self.task_record(&run.id, key).await? else {
+            return Ok(());
+        };
+        if record.attempt == attempt && record.state.is_settled() {
+            debug!(run_id = %run.id, task = %key, attempt, "duplicate result: follow-ups repeated");
             self.release_slots(&holder(&run.id, key, attempt)).await?;
-            let plan = Message::Plan {
-                run_id: run.id.clone(),
-                settled: vec![key.task.clone()],
-            };
-            self.queue
-                .send(vec![crate::message::Outgoing::now(plan)])
-                .await?;
+            return self.after_settle(run, key, applied).await;
         }
+        if record.attempt == attempt + 1 && record.state == TaskState::Ready {
+            debug!(run_id = %run.id, task = %key, attempt, "duplicate result: retry sent again");
+            self.release_slots(&holder(&run.id, key, attempt)).await?;
+            let next = Message::Dispatch {
+                run_id: run.id.clone(),
+                key: key.clone(),
+                attempt: record.attempt,
+            };
+            let delay = record.not_before.saturating_sub(self.clock.now());
+            return Ok(self.queue.send(vec![self.delayed(next, delay)]).await?);
+        }
+        debug!(run_id = %run.id, task = %key, attempt, state = %record.state, "late result ignored");
         Ok(())
     }
 
@@ -277,6 +302,18 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         };
         if self.store.update_task(&run.id, &change).await?.applied {
             info!(run_id = %run.id, task, state = %to, items = counts.total, "task settled");
+            if let Some(failure) = &change.failure {
+                let key = TaskKey::task(task);
+                let reason = Some(failure.to_string());
+                self.announce(
+                    run,
+                    LifecycleKind::TaskFailed,
+                    to.as_str(),
+                    Some((&key, 1)),
+                    reason,
+                )
+                .await;
+            }
         }
         let plan = Message::Plan {
             run_id: run.id.clone(),

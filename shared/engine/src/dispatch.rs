@@ -10,10 +10,10 @@ use aloft_core::{Failure, TaskState, Workflow};
 use crate::engine::{Engine, EngineError};
 use crate::message::{Message, TaskKey};
 use crate::plan::holder;
-use crate::ports::{Clock, Invoker, Job, Queue, Slot, StartError, Store, TaskChange};
+use crate::ports::{Clock, Events, Invoker, Job, Queue, Slot, StartError, Store, TaskChange};
 use crate::record::{RunRecord, TaskRecord};
 
-impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
+impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> {
     /// Handle a dispatch message.
     pub(crate) async fn dispatch(
         &self,
@@ -47,7 +47,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
             let timer = format!("dispatch/{key}/{attempt}");
             return self.rearm(run_id, &timer, message, record.not_before).await;
         }
-        let workflow = self.workflow(&run.version, run_id).await?;
+        let workflow = self.workflow(&run).await?;
         let Some(task) = workflow.task(&key.task) else {
             return Ok(());
         };
@@ -77,6 +77,22 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
     ) -> Result<(), EngineError> {
         let now = self.clock.now();
         let key = &record.key;
+        if !matches!(task.run, RunSpec::Pass(_)) {
+            // The check goes out before the attempt is marked running: a dispatcher that
+            // stops between the two leaves a running attempt that times out and follows
+            // its retry policy, never one that waits forever. A check that finds the
+            // attempt not running, or running since later, changes nothing.
+            let due_at = now + task.timeout.as_millis();
+            let check = Message::TimeoutCheck {
+                run_id: run.id.clone(),
+                key: key.clone(),
+                attempt: record.attempt,
+                due_at,
+            };
+            self.queue
+                .send(vec![self.delayed(check, due_at - now)])
+                .await?;
+        }
         let running = TaskChange {
             key: key.clone(),
             from: TaskState::Ready,
@@ -108,16 +124,6 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
                     .await;
             }
         };
-        let due_at = now + task.timeout.as_millis();
-        let check = Message::TimeoutCheck {
-            run_id: run.id.clone(),
-            key: key.clone(),
-            attempt: record.attempt,
-            due_at,
-        };
-        self.queue
-            .send(vec![self.delayed(check, due_at - now)])
-            .await?;
         let job = Job {
             run_id: run.id.clone(),
             workflow: run.workflow.clone(),

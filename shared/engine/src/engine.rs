@@ -3,13 +3,15 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tracing::debug;
+use tracing::{debug, warn};
 
 use aloft_core::{Definition, RunStatus, TaskState, Workflow};
 
 use crate::message::{Message, Outgoing, TaskKey};
-use crate::ports::{Clock, Invoker, PortError, Queue, Store};
-use crate::record::TaskRecord;
+use crate::ports::{
+    Clock, Events, Invoker, Lifecycle, LifecycleKind, NoEvents, PortError, Queue, Store,
+};
+use crate::record::{RunRecord, TaskRecord};
 
 /// Largest stored task output, in bytes of its compact JSON text.
 pub const OUTPUT_LIMIT: usize = aloft_core::OUTPUT_LIMIT;
@@ -72,30 +74,47 @@ impl EngineError {
     }
 }
 
-/// The engine over a store, a queue, an invoker and a clock.
+/// The engine over a store, a queue, an invoker, a clock and an event sink.
 #[derive(Debug)]
-pub struct Engine<S, Q, I, C> {
+pub struct Engine<S, Q, I, C, E = NoEvents> {
     pub(crate) store: S,
     pub(crate) queue: Q,
     pub(crate) invoker: I,
     pub(crate) clock: C,
+    pub(crate) events: E,
     pub(crate) config: Config,
     workflows: Mutex<HashMap<String, Arc<Workflow>>>,
 }
 
 impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
-    /// An engine over these ports.
+    /// An engine over these ports that publishes no lifecycle events.
     pub fn new(store: S, queue: Q, invoker: I, clock: C, config: Config) -> Self {
         Self {
             store,
             queue,
             invoker,
             clock,
+            events: NoEvents,
             config,
             workflows: Mutex::new(HashMap::new()),
         }
     }
 
+    /// The same engine, publishing lifecycle events to `events`.
+    pub fn with_events<E: Events>(self, events: E) -> Engine<S, Q, I, C, E> {
+        Engine {
+            store: self.store,
+            queue: self.queue,
+            invoker: self.invoker,
+            clock: self.clock,
+            events,
+            config: self.config,
+            workflows: self.workflows,
+        }
+    }
+}
+
+impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> {
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
@@ -141,16 +160,17 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
     }
 
     /// The compiled workflow of a run's definition version, cached.
-    pub async fn workflow(
-        &self,
-        version: &str,
-        run_id: &str,
-    ) -> Result<Arc<Workflow>, EngineError> {
+    pub async fn workflow(&self, run: &RunRecord) -> Result<Arc<Workflow>, EngineError> {
+        let version = run.version.as_str();
         if let Some(found) = self.cached(version) {
             return Ok(found);
         }
-        let missing = || EngineError::MissingDefinition(version.to_owned(), run_id.to_owned());
-        let json = self.store.definition(version).await?.ok_or_else(missing)?;
+        let missing = || EngineError::MissingDefinition(version.to_owned(), run.id.clone());
+        let json = self
+            .store
+            .definition(&run.workflow, version)
+            .await?
+            .ok_or_else(missing)?;
         let definition: Definition = serde_json::from_str(&json)
             .map_err(|e| EngineError::BadDefinition(version.to_owned(), e.to_string()))?;
         let compiled = Arc::new(Workflow::compile(definition));
@@ -169,6 +189,36 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         self.workflows
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Publish one lifecycle event about `run`; a failure is logged, not returned.
+    pub(crate) async fn announce(
+        &self,
+        run: &RunRecord,
+        kind: LifecycleKind,
+        status: &str,
+        task: Option<(&TaskKey, u32)>,
+        reason: Option<String>,
+    ) {
+        let tags = self
+            .cached(&run.version)
+            .map(|w| w.definition.tags.clone())
+            .unwrap_or_default();
+        let event = Lifecycle {
+            kind,
+            workflow: run.workflow.clone(),
+            version: run.version.clone(),
+            run_id: run.id.clone(),
+            status: status.to_owned(),
+            task: task.map(|(key, _)| key.to_string()),
+            attempt: task.map(|(_, attempt)| attempt),
+            reason,
+            tags,
+            at: self.clock.now(),
+        };
+        if let Err(error) = self.events.publish(vec![event]).await {
+            warn!(run_id = %run.id, event = kind.detail_type(), %error, "lifecycle event not published");
+        }
     }
 
     /// Send `message` after `delay_ms`, re-armed in steps no longer than the queue allows.

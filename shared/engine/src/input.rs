@@ -1,4 +1,7 @@
-//! The task input document: `{"run", "input", "upstream", "item"}`.
+//! The task input document: `{"run", "task", "input", "upstream", "item", "index"}`.
+//!
+//! `run.id`, `task`, `index` and `run.attempt` also name the attempt a result belongs
+//! to: a Lambda destination record carries the document back as its request payload.
 
 use serde_json::{Map, Value, json};
 
@@ -9,10 +12,10 @@ use aloft_core::workflow::TaskPlan;
 
 use crate::engine::{Engine, EngineError, INPUT_LIMIT};
 use crate::message::TaskKey;
-use crate::ports::{Clock, Invoker, Queue, Store};
+use crate::ports::{Clock, Events, Invoker, Queue, Store};
 use crate::record::{RunRecord, TaskRecord};
 
-impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
+impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> {
     /// Build the input of one attempt. Only direct upstreams are read; a `for_each`
     /// upstream contributes the list of its items' outputs. An input over
     /// [`INPUT_LIMIT`] is a `payload_too_large` failure of this attempt.
@@ -51,11 +54,15 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
                 "attempt": record.attempt,
                 "scheduled_time": crate::time::UtcTime::from_millis(run.scheduled_time).to_string(),
             },
+            "task": record.key.task,
             "input": run.input,
             "upstream": upstream,
         });
         if let Some(item) = &record.item {
             document["item"] = item.clone();
+        }
+        if let Some(index) = record.key.item {
+            document["index"] = index.into();
         }
         let bytes = document.to_string().into_bytes();
         if bytes.len() > INPUT_LIMIT {

@@ -9,8 +9,10 @@ mod complete;
 mod dispatch;
 mod engine;
 mod input;
+pub mod lambda;
 pub mod message;
 mod plan;
+mod poison;
 pub mod ports;
 pub mod record;
 mod time;
@@ -19,4 +21,5 @@ mod trigger;
 
 pub use engine::{Config, Engine, EngineError, INPUT_LIMIT, OUTPUT_LIMIT};
 pub use message::{Message, Outcome, Outgoing, QueueName, TaskKey};
+pub use poison::UNDELIVERABLE;
 pub use trigger::{StartRequest, Started};

@@ -132,6 +132,16 @@ impl Message {
         }
     }
 
+    /// The task attempt the message is about, if it is about one.
+    pub fn attempt(&self) -> Option<(&TaskKey, u32)> {
+        match self {
+            Self::Dispatch { key, attempt, .. }
+            | Self::Complete { key, attempt, .. }
+            | Self::TimeoutCheck { key, attempt, .. } => Some((key, *attempt)),
+            Self::Plan { .. } | Self::DeadlineCheck { .. } => None,
+        }
+    }
+
     /// The run the message is about.
     pub fn run_id(&self) -> &str {
         match self {

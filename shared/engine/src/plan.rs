@@ -14,14 +14,14 @@ use aloft_core::{Failure, RunStatus, TaskState, Workflow};
 
 use crate::engine::{Engine, EngineError};
 use crate::message::{Message, Outgoing, TaskKey};
-use crate::ports::{Clock, Invoker, Queue, Slot, Store, TaskChange};
+use crate::ports::{Clock, Events, Invoker, LifecycleKind, Queue, Slot, Store, TaskChange};
 use crate::record::{RunRecord, TaskRecord};
 
 /// A run slot lease lasts this long past the deadline, or this long when there is none,
 /// so that a run abandoned for good cannot hold its workflow's slot forever.
 const RUN_LEASE_MS: u64 = 7 * 24 * 3600 * 1000;
 
-impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
+impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> {
     /// Handle a plan message.
     pub(crate) async fn plan(&self, run_id: &str, settled: &[String]) -> Result<(), EngineError> {
         let Some(mut run) = self.store.run(run_id).await? else {
@@ -32,7 +32,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
             debug!(run_id, "plan for a settled run ignored");
             return Ok(());
         }
-        let workflow = self.workflow(&run.version, run_id).await?;
+        let workflow = self.workflow(&run).await?;
         if run.status == RunStatus::Queued && !self.start_run(&mut run, &workflow).await? {
             return Ok(());
         }
@@ -104,6 +104,8 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         }
         if self.store.start_run(&run.id, now, deadline).await? {
             info!(workflow = %run.workflow, run_id = %run.id, "run started");
+            self.announce(run, LifecycleKind::RunStarted, "running", None, None)
+                .await;
             if let Some(due_at) = deadline {
                 let check = Message::DeadlineCheck {
                     run_id: run.id.clone(),
@@ -136,6 +138,18 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
             match records.get(&index) {
                 Some(record) if record.state == TaskState::Ready => {
                     outgoing.push(dispatch(run, TaskKey::task(&task.name), record.attempt));
+                }
+                Some(record) if record.state == TaskState::Running && record.items.is_some() => {
+                    // Planned again after fanning out: the planner that wrote the items
+                    // may have stopped before it sent their dispatches.
+                    for item in self.store.all_tasks(&run.id).await? {
+                        if item.key.task == task.name
+                            && item.key.item.is_some()
+                            && item.state == TaskState::Ready
+                        {
+                            outgoing.push(dispatch(run, item.key, item.attempt));
+                        }
+                    }
                 }
                 Some(record) if record.state != TaskState::Waiting => {}
                 _ if task.upstream.iter().all(|&u| state_of(u).is_settled()) => {
@@ -262,6 +276,8 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
             .await?
         {
             info!(workflow = %run.workflow, run_id = %run.id, status = %to, "run settled");
+            self.announce(run, LifecycleKind::settled(to), to.as_str(), None, None)
+                .await;
         }
         self.release_slots(&run.id).await
     }
@@ -288,8 +304,16 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         }
         if self.store.mark_sla_missed(run_id).await? {
             warn!(workflow = %run.workflow, run_id, "run missed its deadline");
+            self.announce(
+                &run,
+                LifecycleKind::SlaMissed,
+                run.status.as_str(),
+                None,
+                None,
+            )
+            .await;
         }
-        let workflow = self.workflow(&run.version, run_id).await?;
+        let workflow = self.workflow(&run).await?;
         if workflow.definition.on_deadline == DeadlineAction::Fail {
             self.stop_run(&run, RunStatus::TimedOut).await?;
         }
@@ -299,6 +323,20 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
     /// Settle a run as `to` at once: running attempts are stopped and time out, tasks
     /// that have not started are skipped.
     pub(crate) async fn stop_run(&self, run: &RunRecord, to: RunStatus) -> Result<(), EngineError> {
+        let why = Failure::new(Failure::TIMEOUT, "the run passed its deadline");
+        self.stop_run_because(run, to, TaskState::TimedOut, why)
+            .await
+    }
+
+    /// [`Self::stop_run`] where running attempts end as `running_to` for `why`.
+    pub(crate) async fn stop_run_because(
+        &self,
+        run: &RunRecord,
+        to: RunStatus,
+        running_to: TaskState,
+        why: Failure,
+    ) -> Result<(), EngineError> {
+        let reason = (why.kind != Failure::TIMEOUT).then(|| why.to_string());
         if !self
             .store
             .settle_run(&run.id, run.status, to, self.clock.now())
@@ -307,11 +345,13 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
             return Ok(());
         }
         info!(workflow = %run.workflow, run_id = %run.id, status = %to, "run stopped");
+        self.announce(run, LifecycleKind::settled(to), to.as_str(), None, reason)
+            .await;
         let now = self.clock.now();
         let mut holders = vec![run.id.clone()];
         for task in self.store.all_tasks(&run.id).await? {
             let to_state = match task.state {
-                TaskState::Running => TaskState::TimedOut,
+                TaskState::Running => running_to,
                 // A retry was pending: the task ends as its last attempt did.
                 TaskState::Ready if task.attempt > 1 => match &task.failure {
                     Some(f) if f.kind == Failure::TIMEOUT => TaskState::TimedOut,
@@ -325,8 +365,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
                     .cancel(&run.id, &task.key, task.attempt)
                     .await?;
             }
-            let failure = (task.state == TaskState::Running)
-                .then(|| Failure::new(Failure::TIMEOUT, "the run passed its deadline"));
+            let failure = (task.state == TaskState::Running).then(|| why.clone());
             // A ready task's attempt never started: it counts only the attempts that ran.
             let ran = match task.state {
                 TaskState::Ready => task.attempt.saturating_sub(1),

@@ -113,15 +113,21 @@ pub struct Slot {
 
 /// Durable state: runs, tasks, definitions and slot leases.
 pub trait Store: Send + Sync {
-    /// Store a definition under its version (idempotent).
+    /// Store a workflow's definition under its version (idempotent: a version is a
+    /// content hash, so its JSON never changes).
     fn put_definition(
         &self,
+        workflow: &str,
         version: &str,
         json: &str,
     ) -> impl Future<Output = PortResult<()>> + Send;
 
-    /// The definition JSON stored under `version`.
-    fn definition(&self, version: &str) -> impl Future<Output = PortResult<Option<String>>> + Send;
+    /// The definition JSON of `workflow` stored under `version`.
+    fn definition(
+        &self,
+        workflow: &str,
+        version: &str,
+    ) -> impl Future<Output = PortResult<Option<String>>> + Send;
 
     /// Create a run and its tasks, unless a run with the same workflow and key exists.
     fn create_run(
@@ -283,6 +289,93 @@ pub trait Invoker: Send + Sync {
         key: &TaskKey,
         attempt: u32,
     ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// What happened to a run, as published to the world (EventBridge on AWS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LifecycleKind {
+    /// A run left `queued`.
+    RunStarted,
+    /// A run settled as succeeded.
+    RunSucceeded,
+    /// A run settled as failed.
+    RunFailed,
+    /// A run was stopped at its deadline.
+    RunTimedOut,
+    /// A run was cancelled.
+    RunCancelled,
+    /// A task (or a `for_each` item) settled as failed or timed out.
+    TaskFailed,
+    /// A run passed its deadline before it settled.
+    SlaMissed,
+}
+
+impl LifecycleKind {
+    /// The event's detail-type.
+    pub const fn detail_type(self) -> &'static str {
+        match self {
+            Self::RunStarted => "Run Started",
+            Self::RunSucceeded => "Run Succeeded",
+            Self::RunFailed => "Run Failed",
+            Self::RunTimedOut => "Run Timed Out",
+            Self::RunCancelled => "Run Cancelled",
+            Self::TaskFailed => "Task Failed",
+            Self::SlaMissed => "SLA Missed",
+        }
+    }
+
+    /// The event that announces a run settling as `status`.
+    pub const fn settled(status: RunStatus) -> Self {
+        match status {
+            RunStatus::Succeeded => Self::RunSucceeded,
+            RunStatus::TimedOut => Self::RunTimedOut,
+            RunStatus::Cancelled => Self::RunCancelled,
+            _ => Self::RunFailed,
+        }
+    }
+}
+
+/// One lifecycle event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lifecycle {
+    /// What happened.
+    pub kind: LifecycleKind,
+    /// The workflow.
+    pub workflow: String,
+    /// The definition version of the run.
+    pub version: String,
+    /// The run.
+    pub run_id: String,
+    /// The run's status (for `Task Failed`, the task's state).
+    pub status: String,
+    /// The task, for task events.
+    pub task: Option<String>,
+    /// The attempt, for task events.
+    pub attempt: Option<u32>,
+    /// Why, when something failed.
+    pub reason: Option<String>,
+    /// The workflow's cost and ownership tags.
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// When, in ms since the epoch.
+    pub at: u64,
+}
+
+/// Where lifecycle events go. Publishing is best effort: an event is sent after the
+/// write it announces, and a failure to publish is logged, never retried by
+/// redelivering the message (the write would not apply again).
+pub trait Events: Send + Sync {
+    /// Publish some events.
+    fn publish(&self, events: Vec<Lifecycle>) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// Drops every event (the embedded backend logs instead).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoEvents;
+
+impl Events for NoEvents {
+    async fn publish(&self, _events: Vec<Lifecycle>) -> PortResult<()> {
+        Ok(())
+    }
 }
 
 /// The time, in ms since the Unix epoch, and a source of randomness for jitter.

@@ -11,9 +11,9 @@ use tracing::debug;
 
 use crate::engine::{Engine, EngineError};
 use crate::message::{Message, Outgoing};
-use crate::ports::{Clock, Invoker, Queue, Store};
+use crate::ports::{Clock, Events, Invoker, Queue, Store};
 
-impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
+impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> {
     /// Send `message` on its next leg towards `due_at`, unless a duplicate already did.
     pub(crate) async fn rearm(
         &self,

@@ -8,7 +8,7 @@ use aloft_core::{Definition, RunStatus};
 
 use crate::engine::{Engine, EngineError};
 use crate::message::{Message, Outgoing, TaskKey};
-use crate::ports::{Clock, Created, Invoker, Queue, Store};
+use crate::ports::{Clock, Created, Events, Invoker, Queue, Store};
 use crate::record::{RunRecord, TaskRecord};
 
 /// A request to start a run.
@@ -35,7 +35,7 @@ pub struct Started {
     pub created: bool,
 }
 
-impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
+impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> {
     /// Create a run, unless the idempotency key already names one; then plan it.
     pub async fn trigger(&self, request: StartRequest) -> Result<Started, EngineError> {
         let now = self.clock.now();
@@ -44,7 +44,11 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
         })?;
         let version = content_hash(&definition_json);
         self.store
-            .put_definition(&version, &definition_json.to_string())
+            .put_definition(
+                &request.definition.name,
+                &version,
+                &definition_json.to_string(),
+            )
             .await?;
 
         let run_id = new_run_id(now, self.clock.random());
@@ -89,7 +93,19 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock> Engine<S, Q, I, C> {
                 run_id,
                 input,
                 status,
-            } => existing_run(&run, run_id, &input, status),
+            } => {
+                let started = existing_run(&run, run_id, &input, status)?;
+                if status == RunStatus::Queued {
+                    // Its creator may have stopped before asking for planning; planning
+                    // twice is harmless, never planning leaves the run queued forever.
+                    let plan = Message::Plan {
+                        run_id: started.run_id.clone(),
+                        settled: Vec::new(),
+                    };
+                    self.queue.send(vec![Outgoing::now(plan)]).await?;
+                }
+                Ok(started)
+            }
         }
     }
 }

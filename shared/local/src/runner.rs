@@ -304,7 +304,7 @@ impl Runner<LocalInvoker> {
         if run.status.is_settled() {
             return Ok(Some(run));
         }
-        let workflow = self.engine.workflow(&run.version, run_id).await?;
+        let workflow = self.engine.workflow(&run).await?;
         let mut finished = Vec::new();
         for task in self.engine.store().all_tasks(run_id).await? {
             if task.state != aloft_core::TaskState::Running || task.items.is_some() {

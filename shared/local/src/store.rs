@@ -27,7 +27,7 @@ const TASK_COLUMNS: &str = "task, item, state, attempt, not_before, started_at, 
 const BULK_READ: usize = 1024;
 
 impl Store for Sqlite {
-    async fn put_definition(&self, version: &str, json: &str) -> PortResult<()> {
+    async fn put_definition(&self, _workflow: &str, version: &str, json: &str) -> PortResult<()> {
         let conn = self.conn();
         let mut insert = conn
             .prepare_cached("INSERT OR IGNORE INTO definitions (version, json) VALUES (?1, ?2)")
@@ -36,7 +36,7 @@ impl Store for Sqlite {
         Ok(())
     }
 
-    async fn definition(&self, version: &str) -> PortResult<Option<String>> {
+    async fn definition(&self, _workflow: &str, version: &str) -> PortResult<Option<String>> {
         let conn = self.conn();
         conn.query_row(
             "SELECT json FROM definitions WHERE version = ?1",
