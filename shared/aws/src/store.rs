@@ -1,0 +1,1027 @@
+//! The engine's store on one DynamoDB table.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | definition version | `WF#<workflow>` | `V#<version>` (immutable) |
+//! | latest version pointer | `WF#<workflow>` | `LATEST` |
+//! | run | `RUN#<id>` | `RUN` (GSI `by_workflow`: `RUNS#<workflow>`, run id) |
+//! | task | `RUN#<id>` | `TASK#<task>` |
+//! | `for_each` item | `RUN#<id>` | `TASK#<task>#<index, 10 digits>` |
+//! | wake-up timer | `RUN#<id>` | `TIMER#<timer>#<at>` |
+//! | run key | `KEY#<workflow>#<key>` | `KEY` |
+//! | concurrency scope | `LIMIT#<scope>` | `LIMIT` (holders with lease expiry) |
+//! | holder's scopes | `HOLD#<holder>` | `HOLD` |
+//! | parked message | `PARK#<scope>` | `<parked at>#<body hash>` |
+//!
+//! Every task transition is one conditional UpdateItem on (state, attempt). A change
+//! that settles a task also moves its run's (or parent's) counters: the two writes go
+//! in one TransactWriteItems, so that no crash can leave a settled task uncounted.
+//! A condition that does not hold is a normal answer (`applied: false`), not an error.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
+use futures::{StreamExt, TryStreamExt, stream};
+use serde_json::Value;
+
+use aloft_core::canonical::canonical_json;
+use aloft_core::{Failure, RunStatus, TaskState};
+use aloft_engine::message::{Message, TaskKey};
+use aloft_engine::ports::{Applied, Created, PortError, PortResult, Slot, Store, TaskChange};
+use aloft_engine::record::{ItemCounts, RunRecord, TaskRecord};
+
+use crate::error::dynamodb_error;
+
+/// One DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Writes of many independent items (tasks of a new run, items of a fan-out) run this
+/// many at a time.
+const WRITE_CONCURRENCY: usize = 16;
+
+/// Optimistic updates of one concurrency scope give up after this many lost races.
+const SCOPE_TRIES: u32 = 16;
+
+/// The store on a DynamoDB table.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+/// The partition of a run.
+pub fn run_pk(run_id: &str) -> String {
+    format!("RUN#{run_id}")
+}
+
+/// The sort key of a task or item.
+pub fn task_sk(key: &TaskKey) -> String {
+    match key.item {
+        None => format!("TASK#{}", key.task),
+        Some(index) => format!("TASK#{}#{index:010}", key.task),
+    }
+}
+
+/// The partition of a workflow's versions.
+pub fn workflow_pk(workflow: &str) -> String {
+    format!("WF#{workflow}")
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub(crate) fn key(pk: String, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+pub(crate) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn get_bool(item: &Item, name: &str) -> bool {
+    item.get(name)
+        .and_then(|v| v.as_bool().ok())
+        .copied()
+        .unwrap_or(false)
+}
+
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> PortError {
+    PortError::terminal(format!("unreadable {what} in the table: {detail}"))
+}
+
+/// True when a write failed only because its condition did not hold.
+fn condition_failed<E>(
+    error: &aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> bool
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
+    error
+        .as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+/// An update expression built from named parts, every attribute name aliased (many,
+/// such as `state` and `status`, are DynamoDB reserved words).
+#[derive(Default)]
+struct Expr {
+    set: Vec<String>,
+    add: Vec<String>,
+    remove: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Expr {
+    fn name(&mut self, attribute: &str) -> String {
+        let alias = format!("#{}", attribute.replace(['-', '.'], "_"));
+        self.names.insert(alias.clone(), attribute.to_owned());
+        alias
+    }
+
+    fn value(&mut self, value: AttributeValue) -> String {
+        let alias = format!(":v{}", self.values.len());
+        self.values.insert(alias.clone(), value);
+        alias
+    }
+
+    fn set(&mut self, attribute: &str, value: AttributeValue) -> &mut Self {
+        let (name, value) = (self.name(attribute), self.value(value));
+        self.set.push(format!("{name} = {value}"));
+        self
+    }
+
+    fn set_opt(&mut self, attribute: &str, value: Option<AttributeValue>) -> &mut Self {
+        if let Some(value) = value {
+            self.set(attribute, value);
+        }
+        self
+    }
+
+    fn add(&mut self, attribute: &str, value: AttributeValue) -> &mut Self {
+        let (name, value) = (self.name(attribute), self.value(value));
+        self.add.push(format!("{name} {value}"));
+        self
+    }
+
+    fn remove(&mut self, attribute: &str) -> &mut Self {
+        let name = self.name(attribute);
+        self.remove.push(name);
+        self
+    }
+
+    /// `attribute = value`, for conditions.
+    fn equals(&mut self, attribute: &str, value: AttributeValue) -> String {
+        let (name, value) = (self.name(attribute), self.value(value));
+        format!("{name} = {value}")
+    }
+
+    fn update(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.set.is_empty() {
+            parts.push(format!("SET {}", self.set.join(", ")));
+        }
+        if !self.add.is_empty() {
+            parts.push(format!("ADD {}", self.add.join(", ")));
+        }
+        if !self.remove.is_empty() {
+            parts.push(format!("REMOVE {}", self.remove.join(", ")));
+        }
+        parts.join(" ")
+    }
+}
+
+impl DynamoStore {
+    /// The store on `table`.
+    pub fn new(client: Client, table: &str) -> Self {
+        Self {
+            client,
+            table: table.to_owned(),
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) async fn get(&self, pk: String, sk: &str) -> PortResult<Option<Item>> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| dynamodb_error("GetItem", &e))?;
+        Ok(found.item)
+    }
+
+    /// Put an item unless one with its key exists; false when one did.
+    pub(crate) async fn put_new(&self, item: Item) -> PortResult<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(dynamodb_error("PutItem", &e)),
+        }
+    }
+
+    /// Put many items, each unless it exists, a few at a time.
+    async fn put_all_new(&self, items: Vec<Item>) -> PortResult<()> {
+        stream::iter(items.into_iter().map(|item| self.put_new(item)))
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect::<Vec<bool>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Apply `expr` to one item under `condition`; false when the condition failed.
+    async fn update(&self, key: Item, expr: Expr, condition: Option<String>) -> PortResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(expr.update())
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(Some(expr.names))
+            .set_expression_attribute_values((!expr.values.is_empty()).then_some(expr.values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(dynamodb_error("UpdateItem", &e)),
+        }
+    }
+
+    /// Query one partition, every page, optionally under a sort key prefix.
+    pub(crate) async fn query(&self, pk: String, prefix: Option<String>) -> PortResult<Vec<Item>> {
+        let mut condition = "pk = :pk".to_owned();
+        let mut values = HashMap::from([(":pk".to_owned(), s(pk))]);
+        if let Some(prefix) = prefix {
+            condition.push_str(" AND begins_with(sk, :prefix)");
+            values.insert(":prefix".to_owned(), s(prefix));
+        }
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| dynamodb_error("Query", &e))
+    }
+
+    /// Write a run's waiting tasks, then the run itself. Task puts are conditional, so
+    /// finishing a half-done creation never overwrites a task that has moved on; the
+    /// run comes last, so no handler sees it before its tasks exist.
+    async fn write_run(&self, run: &RunRecord, tasks: &[TaskRecord]) -> PortResult<()> {
+        let pk = run_pk(&run.id);
+        let items: Vec<Item> = tasks
+            .iter()
+            .enumerate()
+            .map(|(position, task)| {
+                let mut item = key(pk.clone(), task_sk(&task.key));
+                item.insert("task".into(), s(&task.key.task));
+                item.insert("state".into(), s(task.state.as_str()));
+                item.insert("attempt".into(), n(task.attempt));
+                item.insert("not_before".into(), n(task.not_before));
+                item.insert("position".into(), n(position));
+                item
+            })
+            .collect();
+        self.put_all_new(items).await?;
+        self.put_new(run_item(run)).await?;
+        Ok(())
+    }
+
+    /// The counters of a run after a change.
+    async fn run_counters(&self, run_id: &str) -> PortResult<(u32, u32)> {
+        let item = self
+            .get(run_pk(run_id), "RUN")
+            .await?
+            .ok_or_else(|| corrupt("run", format!("run {run_id} is missing")))?;
+        Ok((
+            get_n(&item, "unsettled").unwrap_or(0),
+            get_n(&item, "failed").unwrap_or(0),
+        ))
+    }
+
+    async fn item_counts(&self, run_id: &str, task: &str) -> PortResult<Option<ItemCounts>> {
+        let parent = self
+            .get(run_pk(run_id), &task_sk(&TaskKey::task(task)))
+            .await?;
+        Ok(parent.and_then(|p| item_counts(&p)))
+    }
+
+    /// Run `expr` on a task under its (state, attempt) condition, and in the same
+    /// transaction `counters` on its run or parent.
+    async fn transact(
+        &self,
+        task_key: Item,
+        expr: Expr,
+        condition: String,
+        counters_key: Item,
+        counters: Expr,
+    ) -> PortResult<bool> {
+        let task = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(task_key))
+            .update_expression(expr.update())
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(expr.names))
+            .set_expression_attribute_values(Some(expr.values))
+            .build()
+            .map_err(|e| PortError::terminal(e.to_string()))?;
+        let counter = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(counters_key))
+            .update_expression(counters.update())
+            .set_expression_attribute_names(Some(counters.names))
+            .set_expression_attribute_values(Some(counters.values))
+            .build()
+            .map_err(|e| PortError::terminal(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(task).build())
+            .transact_items(TransactWriteItem::builder().update(counter).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let cancelled_by_condition = e.as_service_error().is_some_and(|service| {
+                    match service {
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(cancel) => cancel
+                            .cancellation_reasons()
+                            .iter()
+                            .any(|r| r.code() == Some("ConditionalCheckFailed")),
+                        _ => false,
+                    }
+                });
+                if cancelled_by_condition {
+                    Ok(false)
+                } else {
+                    Err(dynamodb_error("TransactWriteItems", &e))
+                }
+            }
+        }
+    }
+
+    /// Take `holder`'s lease on one scope; false when the scope is full.
+    async fn lease(
+        &self,
+        slot: &Slot,
+        holder: &str,
+        now: u64,
+        expires_at: u64,
+    ) -> PortResult<bool> {
+        let pk = format!("LIMIT#{}", slot.scope);
+        for _ in 0..SCOPE_TRIES {
+            let current = self.get(pk.clone(), "LIMIT").await?;
+            let version: u64 = current.as_ref().and_then(|i| get_n(i, "ver")).unwrap_or(0);
+            let mut holders: HashMap<String, AttributeValue> = current
+                .as_ref()
+                .and_then(|i| i.get("holders"))
+                .and_then(|h| h.as_m().ok())
+                .cloned()
+                .unwrap_or_default();
+            holders.retain(|_, expiry| {
+                expiry
+                    .as_n()
+                    .ok()
+                    .and_then(|e| e.parse::<u64>().ok())
+                    .is_some_and(|e| e > now)
+            });
+            if holders.contains_key(holder) {
+                return Ok(true);
+            }
+            if holders.len() >= slot.capacity as usize {
+                return Ok(false);
+            }
+            holders.insert(holder.to_owned(), n(expires_at));
+            let mut item = key(pk.clone(), "LIMIT");
+            item.insert("holders".into(), AttributeValue::M(holders));
+            item.insert("ver".into(), n(version + 1));
+            let (condition, values) = if current.is_some() {
+                (
+                    "ver = :ver",
+                    Some(HashMap::from([(":ver".to_owned(), n(version))])),
+                )
+            } else {
+                ("attribute_not_exists(pk)", None)
+            };
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .set_expression_attribute_values(values)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(true),
+                Err(e) if condition_failed(&e) => continue,
+                Err(e) => return Err(dynamodb_error("PutItem", &e)),
+            }
+        }
+        Err(PortError::retryable(format!(
+            "scope {} is too contended: {SCOPE_TRIES} updates in a row lost their race",
+            slot.scope
+        )))
+    }
+
+    /// Drop `holder` from one scope; true when it held a lease there.
+    async fn unlease(&self, scope: &str, holder: &str) -> PortResult<bool> {
+        let mut expr = Expr::default();
+        expr.names.insert("#h".into(), holder.to_owned());
+        let one = expr.value(n(1));
+        expr.remove.push("holders.#h".into());
+        expr.add.push(format!("ver {one}"));
+        self.update(
+            key(format!("LIMIT#{scope}"), "LIMIT"),
+            expr,
+            Some("attribute_exists(holders.#h)".into()),
+        )
+        .await
+    }
+}
+
+/// The table item of a run.
+pub(crate) fn run_item(run: &RunRecord) -> Item {
+    let mut item = key(run_pk(&run.id), "RUN");
+    let mut put = |name: &str, value: AttributeValue| {
+        item.insert(name.to_owned(), value);
+    };
+    put("gsi1pk", s(format!("RUNS#{}", run.workflow)));
+    put("gsi1sk", s(&run.id));
+    put("id", s(&run.id));
+    put("workflow", s(&run.workflow));
+    put("version", s(&run.version));
+    put("status", s(run.status.as_str()));
+    put("input", s(canonical_json(&run.input)));
+    put("created_at", n(run.created_at));
+    put("sla_missed", AttributeValue::Bool(run.sla_missed));
+    put("unsettled", n(run.unsettled));
+    put("failed", n(run.failed));
+    put("scheduled_time", n(run.scheduled_time));
+    if let Some(key) = &run.key {
+        put("run_key", s(key));
+    }
+    for (name, value) in [
+        ("started_at", run.started_at),
+        ("ended_at", run.ended_at),
+        ("deadline_at", run.deadline_at),
+    ] {
+        if let Some(value) = value {
+            put(name, n(value));
+        }
+    }
+    if let Some(workdir) = &run.workdir {
+        put("workdir", s(workdir));
+    }
+    item
+}
+
+/// A run back from its item.
+pub fn run_from_item(item: &Item) -> PortResult<RunRecord> {
+    let text = |name: &str| {
+        get_s(item, name)
+            .map(str::to_owned)
+            .ok_or_else(|| corrupt("run", format!("no {name}")))
+    };
+    let status = text("status")?;
+    let input = text("input")?;
+    Ok(RunRecord {
+        id: text("id")?,
+        workflow: text("workflow")?,
+        version: text("version")?,
+        status: RunStatus::parse(&status).ok_or_else(|| corrupt("run status", &status))?,
+        input: serde_json::from_str(&input).map_err(|e| corrupt("run input", e))?,
+        key: get_s(item, "run_key").map(str::to_owned),
+        created_at: get_n(item, "created_at").unwrap_or(0),
+        started_at: get_n(item, "started_at"),
+        ended_at: get_n(item, "ended_at"),
+        deadline_at: get_n(item, "deadline_at"),
+        sla_missed: get_bool(item, "sla_missed"),
+        unsettled: get_n(item, "unsettled").unwrap_or(0),
+        failed: get_n(item, "failed").unwrap_or(0),
+        scheduled_time: get_n(item, "scheduled_time").unwrap_or(0),
+        workdir: get_s(item, "workdir").map(str::to_owned),
+    })
+}
+
+fn item_counts(item: &Item) -> Option<ItemCounts> {
+    Some(ItemCounts {
+        total: get_n(item, "items_total")?,
+        unsettled: get_n(item, "items_unsettled").unwrap_or(0),
+        failed: get_n(item, "items_failed").unwrap_or(0),
+    })
+}
+
+/// A task back from its item.
+pub fn task_from_item(item: &Item) -> PortResult<TaskRecord> {
+    let task = get_s(item, "task").ok_or_else(|| corrupt("task", "no task name"))?;
+    let state = get_s(item, "state").unwrap_or_default();
+    Ok(TaskRecord {
+        key: TaskKey {
+            task: task.to_owned(),
+            item: get_n(item, "item"),
+        },
+        state: TaskState::parse(state).ok_or_else(|| corrupt("task state", state))?,
+        attempt: get_n(item, "attempt").unwrap_or(0),
+        not_before: get_n(item, "not_before").unwrap_or(0),
+        started_at: get_n(item, "started_at"),
+        ended_at: get_n(item, "ended_at"),
+        output: get_s(item, "output").map(str::to_owned),
+        failure: get_s(item, "failure_kind").map(|kind| Failure {
+            kind: kind.to_owned(),
+            message: get_s(item, "failure_message")
+                .unwrap_or_default()
+                .to_owned(),
+        }),
+        item: get_s(item, "item_value").and_then(|v| serde_json::from_str(v).ok()),
+        items: item_counts(item),
+    })
+}
+
+/// The position of a task item in its workflow, for ordering.
+fn position(item: &Item) -> (u64, u64) {
+    (
+        get_n(item, "position").unwrap_or(u64::MAX),
+        get_n::<u64>(item, "item").map_or(0, |i| i + 1),
+    )
+}
+
+/// Now, in ms since the epoch.
+pub(crate) fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Store for DynamoStore {
+    async fn put_definition(&self, workflow: &str, version: &str, json: &str) -> PortResult<()> {
+        let mut item = key(workflow_pk(workflow), format!("V#{version}"));
+        item.insert("json".into(), s(json));
+        item.insert("stored_at".into(), n(now_ms()));
+        self.put_new(item).await?;
+        Ok(())
+    }
+
+    async fn definition(&self, workflow: &str, version: &str) -> PortResult<Option<String>> {
+        let item = self
+            .get(workflow_pk(workflow), &format!("V#{version}"))
+            .await?;
+        Ok(item.and_then(|i| get_s(&i, "json").map(str::to_owned)))
+    }
+
+    async fn create_run(&self, run: &RunRecord, tasks: &[TaskRecord]) -> PortResult<Created> {
+        let input = canonical_json(&run.input);
+        if let Some(run_key) = &run.key {
+            let pk = format!("KEY#{}#{run_key}", run.workflow);
+            let mut item = key(pk.clone(), "KEY");
+            item.insert("run_id".into(), s(&run.id));
+            item.insert("input".into(), s(&input));
+            if !self.put_new(item).await? {
+                let held = self
+                    .get(pk, "KEY")
+                    .await?
+                    .ok_or_else(|| PortError::retryable("run key vanished while read"))?;
+                let run_id = get_s(&held, "run_id").unwrap_or_default().to_owned();
+                let held_input = get_s(&held, "input").unwrap_or_default().to_owned();
+                if let Some(existing) = self.run(&run_id).await? {
+                    return Ok(Created::Existing {
+                        run_id,
+                        input: held_input,
+                        status: existing.status,
+                    });
+                }
+                if held_input == input {
+                    // The key's creator stopped before writing its run: finish the
+                    // creation under its id. The engine plans a queued run it finds.
+                    let finished = RunRecord {
+                        id: run_id.clone(),
+                        ..run.clone()
+                    };
+                    self.write_run(&finished, tasks).await?;
+                }
+                return Ok(Created::Existing {
+                    run_id,
+                    input: held_input,
+                    status: RunStatus::Queued,
+                });
+            }
+        }
+        self.write_run(run, tasks).await?;
+        Ok(Created::New)
+    }
+
+    async fn run(&self, run_id: &str) -> PortResult<Option<RunRecord>> {
+        match self.get(run_pk(run_id), "RUN").await? {
+            Some(item) => run_from_item(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn tasks(&self, run_id: &str, keys: &[TaskKey]) -> PortResult<Vec<TaskRecord>> {
+        if let [only] = keys {
+            return match self.get(run_pk(run_id), &task_sk(only)).await? {
+                Some(item) => task_from_item(&item).map(|t| vec![t]),
+                None => Ok(Vec::new()),
+            };
+        }
+        let pk = run_pk(run_id);
+        let mut items: HashMap<String, Item> = HashMap::new();
+        for chunk in keys.chunks(100) {
+            let mut pending = KeysAndAttributes::builder()
+                .set_keys(Some(
+                    chunk.iter().map(|k| key(pk.clone(), task_sk(k))).collect(),
+                ))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| PortError::terminal(e.to_string()))?;
+            loop {
+                let found = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| dynamodb_error("BatchGetItem", &e))?;
+                for item in found
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let sk = get_s(&item, "sk").unwrap_or_default().to_owned();
+                    items.insert(sk, item);
+                }
+                match found
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                {
+                    Some(rest) if !rest.keys.is_empty() => pending = rest,
+                    _ => break,
+                }
+            }
+        }
+        keys.iter()
+            .filter_map(|k| items.get(&task_sk(k)))
+            .map(task_from_item)
+            .collect()
+    }
+
+    async fn all_tasks(&self, run_id: &str) -> PortResult<Vec<TaskRecord>> {
+        let mut items = self.query(run_pk(run_id), Some("TASK#".into())).await?;
+        items.sort_by_key(position);
+        items.iter().map(task_from_item).collect()
+    }
+
+    async fn item_outputs(&self, run_id: &str, task: &str) -> PortResult<Vec<Option<String>>> {
+        let items = self
+            .query(run_pk(run_id), Some(format!("TASK#{task}#")))
+            .await?;
+        Ok(items
+            .iter()
+            .map(|i| get_s(i, "output").map(str::to_owned))
+            .collect())
+    }
+
+    async fn output_bytes(&self, run_id: &str, tasks: &[&str]) -> PortResult<u64> {
+        let mut total: u64 = 0;
+        for task in tasks {
+            let Some(item) = self
+                .get(run_pk(run_id), &task_sk(&TaskKey::task(*task)))
+                .await?
+            else {
+                continue;
+            };
+            let own = get_s(&item, "output").map_or(0, str::len);
+            total = total.saturating_add(own as u64);
+            if item_counts(&item).is_some() {
+                for output in self.item_outputs(run_id, task).await?.into_iter().flatten() {
+                    total = total.saturating_add(output.len() as u64);
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    async fn start_run(
+        &self,
+        run_id: &str,
+        now: u64,
+        deadline_at: Option<u64>,
+    ) -> PortResult<bool> {
+        let mut expr = Expr::default();
+        expr.set("status", s(RunStatus::Running.as_str()))
+            .set("started_at", n(now))
+            .set_opt("deadline_at", deadline_at.map(n));
+        let condition = expr.equals("status", s(RunStatus::Queued.as_str()));
+        self.update(key(run_pk(run_id), "RUN"), expr, Some(condition))
+            .await
+    }
+
+    async fn settle_run(
+        &self,
+        run_id: &str,
+        from: RunStatus,
+        to: RunStatus,
+        now: u64,
+    ) -> PortResult<bool> {
+        let mut expr = Expr::default();
+        expr.set("status", s(to.as_str())).set("ended_at", n(now));
+        let condition = format!(
+            "{} AND {}",
+            expr.equals("status", s(from.as_str())),
+            "attribute_exists(pk)"
+        );
+        self.update(key(run_pk(run_id), "RUN"), expr, Some(condition))
+            .await
+    }
+
+    async fn mark_sla_missed(&self, run_id: &str) -> PortResult<bool> {
+        let mut expr = Expr::default();
+        expr.set("sla_missed", AttributeValue::Bool(true));
+        let condition = expr.equals("sla_missed", AttributeValue::Bool(false));
+        self.update(key(run_pk(run_id), "RUN"), expr, Some(condition))
+            .await
+    }
+
+    async fn update_task(&self, run_id: &str, change: &TaskChange) -> PortResult<Applied> {
+        let mut expr = Expr::default();
+        expr.set("state", s(change.to.as_str()))
+            .set("attempt", n(change.new_attempt))
+            .set_opt("not_before", change.not_before.map(n))
+            .set_opt("started_at", change.started_at.map(n))
+            .set_opt("ended_at", change.ended_at.map(n))
+            .set_opt("output", change.output.clone().map(s));
+        if change.to == TaskState::Succeeded {
+            expr.remove("failure_kind").remove("failure_message");
+        } else if let Some(failure) = &change.failure {
+            expr.set("failure_kind", s(&failure.kind))
+                .set("failure_message", s(&failure.message));
+        }
+        let first_success = change.to == TaskState::Succeeded && change.attempt == 1;
+        if change.from == TaskState::Running && !first_success {
+            // The attempt's history: how and when each attempt that did not simply
+            // succeed first time ended.
+            let state = match (change.to, &change.failure) {
+                (TaskState::Ready, Some(f)) if f.kind == Failure::TIMEOUT => TaskState::TimedOut,
+                (TaskState::Ready, _) => TaskState::Failed,
+                (settled, _) => settled,
+            };
+            let mut entry = HashMap::from([
+                ("attempt".to_owned(), n(change.attempt)),
+                ("state".to_owned(), s(state.as_str())),
+                (
+                    "ended_at".to_owned(),
+                    n(change.ended_at.unwrap_or_else(now_ms)),
+                ),
+            ]);
+            if let Some(failure) = &change.failure {
+                entry.insert("failure_kind".into(), s(&failure.kind));
+                entry.insert("failure_message".into(), s(&failure.message));
+            }
+            let history = expr.name("attempts");
+            let empty = expr.value(AttributeValue::L(Vec::new()));
+            let value = expr.value(AttributeValue::L(vec![AttributeValue::M(entry)]));
+            expr.set.push(format!(
+                "{history} = list_append(if_not_exists({history}, {empty}), {value})"
+            ));
+        }
+        let condition = format!(
+            "{} AND {}",
+            expr.equals("state", s(change.from.as_str())),
+            expr.equals("attempt", n(change.attempt))
+        );
+        let task_key = key(run_pk(run_id), task_sk(&change.key));
+        if !change.to.is_settled() {
+            let applied = self.update(task_key, expr, Some(condition)).await?;
+            return Ok(Applied {
+                applied,
+                run_unsettled: 0,
+                run_failed: 0,
+                parent: None,
+            });
+        }
+        let failed = u32::from(change.to.is_failure());
+        let mut counters = Expr::default();
+        let counters_key = match change.key.item {
+            Some(_) => {
+                counters
+                    .add("items_unsettled", n(-1))
+                    .add("items_failed", n(failed));
+                key(run_pk(run_id), task_sk(&TaskKey::task(&change.key.task)))
+            }
+            None => {
+                counters.add("unsettled", n(-1)).add("failed", n(failed));
+                key(run_pk(run_id), "RUN")
+            }
+        };
+        let applied = self
+            .transact(task_key, expr, condition, counters_key, counters)
+            .await?;
+        let parent = match change.key.item {
+            Some(_) => self.item_counts(run_id, &change.key.task).await?,
+            None => None,
+        };
+        let (run_unsettled, run_failed) = self.run_counters(run_id).await?;
+        Ok(Applied {
+            applied,
+            run_unsettled,
+            run_failed,
+            parent,
+        })
+    }
+
+    async fn add_items(
+        &self,
+        run_id: &str,
+        task: &str,
+        items: &[Value],
+        now: u64,
+    ) -> PortResult<bool> {
+        let pk = run_pk(run_id);
+        let parent = self
+            .get(pk.clone(), &task_sk(&TaskKey::task(task)))
+            .await?
+            .ok_or_else(|| corrupt("task", format!("{task} of run {run_id} is missing")))?;
+        if get_s(&parent, "state") != Some(TaskState::Waiting.as_str()) {
+            return Ok(false);
+        }
+        let position: u64 = get_n(&parent, "position").unwrap_or(0);
+        // Items first, each only if absent, then the parent: a planner that stops in
+        // between leaves a waiting parent, and the next one writes what is missing.
+        let writes: Vec<Item> = items
+            .iter()
+            .enumerate()
+            .map(|(index, value)| {
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                let mut item = key(pk.clone(), task_sk(&TaskKey::item(task, index)));
+                item.insert("task".into(), s(task));
+                item.insert("item".into(), n(index));
+                item.insert("state".into(), s(TaskState::Ready.as_str()));
+                item.insert("attempt".into(), n(1));
+                item.insert("not_before".into(), n(now));
+                item.insert("item_value".into(), s(value.to_string()));
+                item.insert("position".into(), n(position));
+                item
+            })
+            .collect();
+        self.put_all_new(writes).await?;
+        let total = items.len();
+        let mut expr = Expr::default();
+        expr.set("state", s(TaskState::Running.as_str()))
+            .set("attempt", n(1))
+            .set("started_at", n(now))
+            .set("items_total", n(total))
+            .set("items_unsettled", n(total))
+            .set("items_failed", n(0));
+        let condition = format!(
+            "{} AND {}",
+            expr.equals("state", s(TaskState::Waiting.as_str())),
+            expr.equals("attempt", n(0))
+        );
+        self.update(
+            key(pk, task_sk(&TaskKey::task(task))),
+            expr,
+            Some(condition),
+        )
+        .await
+    }
+
+    async fn acquire(
+        &self,
+        slots: &[Slot],
+        holder: &str,
+        now: u64,
+        expires_at: u64,
+    ) -> PortResult<Option<String>> {
+        // Remember the scopes first: a release must find every lease this holder took.
+        let mut expr = Expr::default();
+        let scopes: Vec<String> = slots.iter().map(|slot| slot.scope.clone()).collect();
+        expr.add("scopes", AttributeValue::Ss(scopes))
+            .set("expires_at", n(expires_at / 1000 + 86_400));
+        self.update(key(format!("HOLD#{holder}"), "HOLD"), expr, None)
+            .await?;
+        let mut taken = Vec::new();
+        for slot in slots {
+            if self.lease(slot, holder, now, expires_at).await? {
+                taken.push(slot.scope.as_str());
+                continue;
+            }
+            for scope in taken {
+                self.unlease(scope, holder).await?;
+            }
+            return Ok(Some(slot.scope.clone()));
+        }
+        Ok(None)
+    }
+
+    async fn release(&self, holder: &str) -> PortResult<Vec<String>> {
+        let pk = format!("HOLD#{holder}");
+        let Some(item) = self.get(pk.clone(), "HOLD").await? else {
+            return Ok(Vec::new());
+        };
+        let scopes = item
+            .get("scopes")
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default();
+        let mut freed = Vec::new();
+        for scope in scopes {
+            if self.unlease(&scope, holder).await? {
+                freed.push(scope);
+            }
+        }
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, "HOLD")))
+            .send()
+            .await
+            .map_err(|e| dynamodb_error("DeleteItem", &e))?;
+        Ok(freed)
+    }
+
+    async fn park(&self, scope: &str, message: &Message) -> PortResult<()> {
+        let body =
+            serde_json::to_string(message).map_err(|e| PortError::terminal(e.to_string()))?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        body.hash(&mut hasher);
+        let mut item = key(
+            format!("PARK#{scope}"),
+            format!("{:013}#{:016x}", now_ms(), hasher.finish()),
+        );
+        item.insert("body".into(), s(body));
+        self.put_new(item).await?;
+        Ok(())
+    }
+
+    async fn unpark(&self, scope: &str, limit: usize) -> PortResult<Vec<Message>> {
+        let pk = format!("PARK#{scope}");
+        let found = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk))
+            .consistent_read(true)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| dynamodb_error("Query", &e))?;
+        let mut taken = Vec::new();
+        for item in found.items.unwrap_or_default() {
+            let (Some(pk), Some(sk)) = (get_s(&item, "pk"), get_s(&item, "sk")) else {
+                continue;
+            };
+            // Only the caller whose delete removes the item takes the message.
+            let deleted = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.to_owned(), sk)))
+                .condition_expression("attribute_exists(pk)")
+                .send()
+                .await;
+            match deleted {
+                Ok(_) => {}
+                Err(e) if condition_failed(&e) => continue,
+                Err(e) => return Err(dynamodb_error("DeleteItem", &e)),
+            }
+            let body = get_s(&item, "body").unwrap_or_default();
+            taken.push(
+                serde_json::from_str(body)
+                    .map_err(|e| PortError::terminal(format!("parked message: {e}")))?,
+            );
+        }
+        Ok(taken)
+    }
+
+    async fn arm(&self, run_id: &str, timer: &str, at: u64) -> PortResult<bool> {
+        let mut item = key(run_pk(run_id), format!("TIMER#{timer}#{at}"));
+        item.insert("expires_at".into(), n(at / 1000 + 86_400));
+        self.put_new(item).await
+    }
+}
