@@ -1,6 +1,8 @@
 //! The `aloft` command: validate, draw and run workflows on the embedded backend, and
 //! read what runs did.
 
+mod aws;
+mod commands;
 mod graph;
 mod logs;
 mod out;
@@ -18,7 +20,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::out::errln;
 
 /// aloft: a serverless-first workflow scheduler. This command runs workflows on this
-/// machine, embedded on SQLite, with the same engine that runs them on AWS.
+/// machine, embedded on SQLite, and stores, starts and inspects them on AWS, with the
+/// same engine.
 #[derive(Debug, Parser)]
 #[command(name = "aloft", version, about, max_term_width = 100)]
 struct Cli {
@@ -41,6 +44,14 @@ enum Command {
     Runs(runs::RunsCommand),
     /// Print a task's log (its stderr), attempt by attempt.
     Logs(logs::LogsArgs),
+    /// Store workflow definitions on AWS.
+    #[command(subcommand)]
+    Workflows(aws::WorkflowsCommand),
+    /// Start a run of a stored workflow on AWS.
+    Start(aws::StartArgs),
+    /// Run the plan, dispatch and complete handlers on this machine as pollers of the
+    /// AWS queues (a stand-in for Lambda's SQS event source mappings).
+    Dev(aws::DevArgs),
 }
 
 /// Where the embedded database lives.
@@ -89,6 +100,9 @@ fn main() -> ExitCode {
             Command::Resume(args) => run::resume(args).await,
             Command::Runs(command) => runs::runs(command).await,
             Command::Logs(args) => logs::logs(&args).await,
+            Command::Workflows(command) => aws::workflows(command).await,
+            Command::Start(args) => aws::start_run(args).await,
+            Command::Dev(args) => aws::dev(args).await,
         }
     });
     match result {

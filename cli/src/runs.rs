@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use aloft_local::Sqlite;
 use aloft_local::query::{Found, find_run, list_runs};
 
+use crate::aws::{AwsArgs, BackendKind};
 use crate::report::{duration, time};
 use crate::run::open_for_reading;
 use crate::{DbArgs, Output};
@@ -34,33 +35,45 @@ pub struct ListArgs {
     /// Print JSON on stdout.
     #[arg(long, value_enum, default_value_t)]
     output: Output,
+    /// Where the runs are.
+    #[arg(long, value_enum, default_value_t, env = "ALOFT_BACKEND")]
+    backend: BackendKind,
     #[command(flatten)]
     db: DbArgs,
+    #[command(flatten)]
+    aws: AwsArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// The run id (or a unique prefix of it).
+    /// The run id (a unique prefix of it on the embedded backend).
     run: String,
     /// Print JSON on stdout.
     #[arg(long, value_enum, default_value_t)]
     output: Output,
+    /// Where the run is.
+    #[arg(long, value_enum, default_value_t, env = "ALOFT_BACKEND")]
+    backend: BackendKind,
     #[command(flatten)]
     db: DbArgs,
+    #[command(flatten)]
+    aws: AwsArgs,
 }
 
 /// Run a `runs` subcommand.
 pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
     crate::progress::init_plain_logging();
     match command {
-        RunsCommand::List(args) => list(&args),
+        RunsCommand::List(args) => list(&args).await,
         RunsCommand::Show(args) => show(&args).await,
     }
 }
 
-fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
+async fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
     // No database yet means no runs yet; listing must not create one.
-    let runs = if args.db.path().exists() {
+    let runs = if args.backend == BackendKind::Aws {
+        crate::aws::list_runs(&args.aws, args.workflow.as_deref(), args.limit).await?
+    } else if args.db.path().exists() {
         let runner = open_for_reading(&args.db)?;
         list_runs(runner.db(), args.workflow.as_deref(), args.limit)?
     } else {
@@ -111,6 +124,11 @@ fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
+    if args.backend == BackendKind::Aws {
+        let backend = args.aws.connect().await?;
+        crate::aws::show_run(&backend, &args.run, args.output).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let runner = open_for_reading(&args.db)?;
     let run_id = resolve_run(runner.db(), &args.run)?;
     crate::report::print_run(&runner, &run_id, args.output).await?;
