@@ -52,8 +52,9 @@ pub struct AwsArgs {
     /// The EventBridge bus for lifecycle events [default: default].
     #[arg(long, env = "ALOFT_EVENT_BUS")]
     event_bus: Option<String>,
-    /// One endpoint for every AWS service (a local stack).
-    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    /// One endpoint for every AWS service (a local stack). Without it the SDK reads
+    /// AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>.
+    #[arg(long)]
     endpoint_url: Option<String>,
 }
 
@@ -65,7 +66,6 @@ impl AwsArgs {
             ("ALOFT_DISPATCH_QUEUE_URL", &self.dispatch_queue_url),
             ("ALOFT_COMPLETE_QUEUE_URL", &self.complete_queue_url),
             ("ALOFT_EVENT_BUS", &self.event_bus),
-            ("AWS_ENDPOINT_URL", &self.endpoint_url),
         ];
         let settings = Settings::from_lookup(|name| {
             if let Some(mode) = destinations.filter(|_| name == "ALOFT_LAMBDA_DESTINATIONS") {
@@ -77,7 +77,10 @@ impl AwsArgs {
                 .and_then(|(_, value)| (*value).clone())
                 .or_else(|| std::env::var(name).ok().filter(|v| !v.is_empty()))
         })?;
-        Ok(settings)
+        Ok(Settings {
+            endpoint_url: self.endpoint_url.clone(),
+            ..settings
+        })
     }
 
     /// Connect with these settings.

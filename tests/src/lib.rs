@@ -5,6 +5,9 @@
 //! built) first on `PATH`. The binaries are not built by the tests: run
 //! `cargo build --workspace --bins` first.
 
+pub mod aws;
+pub mod emulator;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

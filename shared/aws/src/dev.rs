@@ -13,7 +13,9 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use tracing::{debug, warn};
 
+use aloft_engine::Engine;
 use aloft_engine::message::QueueName;
+use aloft_engine::ports::{Clock, Events, Invoker, Queue, Store};
 
 use crate::batch::{Received, handle_batch};
 use crate::error::sqs_error;
@@ -34,12 +36,19 @@ impl Default for PollOptions {
 
 /// Receive one batch from `queue`, handle it, delete what succeeded. Returns how many
 /// messages were received.
-pub async fn poll_once(
+pub async fn poll_once<S, Q, I, C, E>(
     backend: &Backend,
-    engine: &AwsEngine,
+    engine: &Engine<S, Q, I, C, E>,
     queue: QueueName,
     options: PollOptions,
-) -> Result<usize, aloft_engine::ports::PortError> {
+) -> Result<usize, aloft_engine::ports::PortError>
+where
+    S: Store,
+    Q: Queue,
+    I: Invoker,
+    C: Clock,
+    E: Events,
+{
     let url = match queue {
         QueueName::Plan => &backend.settings.queues.plan,
         QueueName::Dispatch => &backend.settings.queues.dispatch,

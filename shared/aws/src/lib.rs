@@ -73,20 +73,29 @@ impl Backend {
             loader = loader.endpoint_url(url);
         }
         let shared = loader.load().await;
+        Self::from_config(settings, &shared, counter)
+    }
+
+    /// Clients from a configuration built by the caller.
+    pub fn from_config(
+        settings: Settings,
+        shared: &aws_config::SdkConfig,
+        counter: Option<CallCounter>,
+    ) -> Self {
         let counter = counter.as_ref();
-        let dynamodb = client!(aws_sdk_dynamodb, &shared, counter);
-        let sqs = client!(aws_sdk_sqs, &shared, counter);
+        let dynamodb = client!(aws_sdk_dynamodb, shared, counter);
+        let sqs = client!(aws_sdk_sqs, shared, counter);
         // aloft's retry policy decides whether an attempt runs again: an SDK retry of an
         // invoke could start the function twice for one attempt.
         let lambda = client!(
             aws_sdk_lambda,
-            &shared,
+            shared,
             counter,
             |c: aws_sdk_lambda::config::Builder| {
                 c.retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
             }
         );
-        let eventbridge = client!(aws_sdk_eventbridge, &shared, counter);
+        let eventbridge = client!(aws_sdk_eventbridge, shared, counter);
         Self {
             settings,
             dynamodb,

@@ -28,7 +28,9 @@ pub struct Settings {
     pub max_receives: u32,
     /// How results of `lambda` tasks come back.
     pub destinations: Destinations,
-    /// An endpoint for every service (a local stack), if not the AWS default.
+    /// An endpoint for every service, given explicitly (a flag). Without it aws-config
+    /// reads `AWS_ENDPOINT_URL` and the service-specific `AWS_ENDPOINT_URL_<SERVICE>`
+    /// (e.g. `AWS_ENDPOINT_URL_LAMBDA` for a Lambda emulator beside a local stack).
     pub endpoint_url: Option<String>,
 }
 
@@ -41,8 +43,7 @@ impl Settings {
     /// Settings from the environment: `ALOFT_TABLE`, `ALOFT_PLAN_QUEUE_URL`,
     /// `ALOFT_DISPATCH_QUEUE_URL`, `ALOFT_COMPLETE_QUEUE_URL`, `ALOFT_EVENT_BUS`
     /// (default `default`), `ALOFT_MAX_RECEIVES` (default 5),
-    /// `ALOFT_LAMBDA_DESTINATIONS` (`aws` or `emulate`, default `aws`) and
-    /// `AWS_ENDPOINT_URL`.
+    /// and `ALOFT_LAMBDA_DESTINATIONS` (`aws` or `emulate`, default `aws`).
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
@@ -84,7 +85,7 @@ impl Settings {
             event_bus: lookup("ALOFT_EVENT_BUS").unwrap_or_else(|| "default".to_owned()),
             max_receives,
             destinations,
-            endpoint_url: lookup("AWS_ENDPOINT_URL"),
+            endpoint_url: None,
         })
     }
 }

@@ -81,7 +81,8 @@ pub(crate) fn key(pk: String, sk: impl Into<String>) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
-pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+/// A text attribute of an item.
+pub fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)

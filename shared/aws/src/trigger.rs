@@ -91,6 +91,16 @@ pub fn parse(event: &Value) -> Result<TriggerRequest, TriggerError> {
         });
     }
     if event.get("detail-type").is_some() {
+        if event.get("source").and_then(Value::as_str) == Some(crate::events::SOURCE) {
+            // aloft's own lifecycle events name a workflow too: starting it again from
+            // its own event would loop. A rule that means to chain workflows wraps the
+            // event with an input transformer, naming the workflow to start.
+            return Err(TriggerError::BadRequest(
+                "an aloft lifecycle event cannot start a run by itself: wrap it as \
+                 {\"workflow\", \"event\"} with the rule's input transformer"
+                    .into(),
+            ));
+        }
         let detail = event.get("detail").cloned().unwrap_or(Value::Null);
         let workflow = text(&detail, "workflow", "an EventBridge event's detail")?;
         let key = detail
@@ -168,4 +178,25 @@ pub async fn start_in(
             workdir,
         })
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aloft_lifecycle_events_never_start_runs_by_themselves() {
+        let event = json!({
+            "version": "0", "id": "e-1", "detail-type": "Run Succeeded", "source": "aloft",
+            "account": "123456789012", "time": "2026-12-04T02:00:00Z", "region": "eu-west-1",
+            "resources": [], "detail": {"workflow": "nightly-etl", "run_id": "r", "status": "succeeded"}
+        });
+        let error = parse(&event).expect_err("a loop");
+        assert!(error.to_string().contains("input transformer"), "{error}");
+        // Wrapped, it names the workflow to start next: that is a chain, not a loop.
+        let wrapped = json!({"workflow": "report", "event": event});
+        let request = parse(&wrapped).expect("a chained start");
+        assert_eq!(request.workflow, "report");
+        assert_eq!(request.idempotency_key.as_deref(), Some("event:e-1"));
+    }
 }

@@ -25,7 +25,8 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             debug!(run_id, task = %key, "dispatch for an unknown task ignored");
             return Ok(());
         };
-        if record.state != TaskState::Ready || record.attempt != attempt {
+        let started = record.state == TaskState::Running || record.state.is_settled();
+        if record.attempt != attempt || record.state != TaskState::Ready && !started {
             debug!(run_id, task = %key, attempt, state = %record.state, "duplicate dispatch ignored");
             return Ok(());
         }
@@ -37,6 +38,19 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         else {
             return Ok(());
         };
+        if started {
+            // A pass task whose dispatcher stopped before it finished, or before the
+            // follow-ups of finishing (slots freed, dependents planned): passing has no
+            // effect outside the store, so finishing again completes what is missing.
+            // Any other attempt may have started, and waits for its result or timeout.
+            let workflow = self.workflow(&run).await?;
+            if let Some(RunSpec::Pass(pass)) = workflow.task(&key.task).map(|t| &t.run) {
+                let outcome = Ok(pass.result.clone());
+                return self.finish_attempt(&run, key, attempt, outcome).await;
+            }
+            debug!(run_id, task = %key, attempt, "duplicate dispatch of a started attempt ignored");
+            return Ok(());
+        }
         let now = self.clock.now();
         let message = Message::Dispatch {
             run_id: run_id.to_owned(),

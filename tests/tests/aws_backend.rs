@@ -1,0 +1,730 @@
+//! The AWS backend on the local stack: the engine with the DynamoDB, SQS, Lambda and
+//! EventBridge adapters against moto's server (one per test, on 127.0.0.1), driven by
+//! the same batch handler the functions use, polled as `aloft dev` polls.
+//!
+//! Faults are injected by wrapping the real adapters: a write that happens and then
+//! reports an error is a handler that died right after it; a send that fails is a
+//! handler that died right before it. Either way SQS delivers the message again.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::future::{BoxFuture, join_all};
+use serde_json::{Value, json};
+
+use aloft_aws::batch::{Received, handle_batch};
+use aloft_aws::dev::{PollOptions, poll_once};
+use aloft_aws::read::AttemptRecord;
+use aloft_aws::store::get_s;
+use aloft_aws::{
+    Backend, CallCounter, DynamoStore, LocalCommands, Settings, SqsQueue, SystemClock,
+};
+use aloft_core::source::load_str;
+use aloft_core::{RunStatus, TaskState};
+use aloft_engine::message::{Message, Outgoing, QueueName, TaskKey};
+use aloft_engine::ports::{
+    Applied, Clock, Created, Events, Invoker, Job, PortError, PortResult, Queue, Slot, StartError,
+    Store, TaskChange,
+};
+use aloft_engine::record::{RunRecord, TaskRecord};
+use aloft_engine::{Config, Engine, StartRequest};
+use aloft_tests::aws::{LocalAws, Resources};
+
+/// Longest wait for a run to settle. A guard against a hang, never a measurement.
+const GUARD: Duration = Duration::from_secs(180);
+
+async fn backend(stack: &LocalAws, resources: &Resources, extra: &[(&str, &str)]) -> Backend {
+    let mut vars = resources.vars.clone();
+    for (name, value) in extra {
+        vars.insert((*name).to_owned(), (*value).to_owned());
+    }
+    let settings = Settings::from_lookup(|name| vars.get(name).cloned()).expect("settings");
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(stack.endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    Backend::from_config(settings, &config, Some(CallCounter::new()))
+}
+
+fn definition(yaml: &str) -> aloft_core::Definition {
+    load_str("workflow.yaml", yaml).unwrap_or_else(|problems| panic!("{problems}"))
+}
+
+/// Start a run and poll the three queues until it settles.
+async fn run_to_end<S, Q, I, C, E>(
+    backend: &Backend,
+    engine: &Engine<S, Q, I, C, E>,
+    yaml: &str,
+    input: Value,
+) -> RunRecord
+where
+    S: Store,
+    Q: Queue,
+    I: Invoker,
+    C: Clock,
+    E: Events,
+{
+    // A start that fails is tried again by its caller, with the same key.
+    let request = StartRequest {
+        definition: definition(yaml),
+        input,
+        idempotency_key: Some("the-start".into()),
+        scheduled_time: None,
+        workdir: None,
+    };
+    let mut tries = 0;
+    let started = loop {
+        tries += 1;
+        match engine.trigger(request.clone()).await {
+            Ok(started) => break started,
+            Err(error) if error.is_retryable() && tries < 3 => continue,
+            Err(error) => panic!("trigger: {error}"),
+        }
+    };
+    drive(backend, engine, &started.run_id).await
+}
+
+/// Poll until the run settles; handler errors only mean the message comes again.
+async fn drive<S, Q, I, C, E>(
+    backend: &Backend,
+    engine: &Engine<S, Q, I, C, E>,
+    run_id: &str,
+) -> RunRecord
+where
+    S: Store,
+    Q: Queue,
+    I: Invoker,
+    C: Clock,
+    E: Events,
+{
+    let store = backend.store();
+    let start = Instant::now();
+    let options = PollOptions { wait_seconds: 0 };
+    loop {
+        let mut received = 0;
+        for queue in [QueueName::Plan, QueueName::Dispatch, QueueName::Complete] {
+            received += poll_once(backend, engine, queue, options)
+                .await
+                .unwrap_or(0);
+        }
+        let run = store
+            .run(run_id)
+            .await
+            .expect("read the run")
+            .expect("the run exists");
+        if run.status.is_settled() {
+            return run;
+        }
+        assert!(
+            start.elapsed() < GUARD,
+            "run {run_id} still {} after {GUARD:?}",
+            run.status
+        );
+        if received == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn tasks(store: &DynamoStore, run_id: &str) -> Vec<(TaskRecord, Vec<AttemptRecord>)> {
+    store
+        .show_run(run_id)
+        .await
+        .expect("show")
+        .expect("the run exists")
+        .1
+}
+
+fn state_of(tasks: &[(TaskRecord, Vec<AttemptRecord>)], key: &TaskKey) -> (TaskState, u32) {
+    let (task, _) = tasks
+        .iter()
+        .find(|(t, _)| &t.key == key)
+        .unwrap_or_else(|| panic!("no task {key}"));
+    (task.state, task.attempt)
+}
+
+/// Every lease left on the table's concurrency scopes.
+async fn leases(backend: &Backend) -> Vec<String> {
+    let items = backend
+        .dynamodb
+        .scan()
+        .table_name(&backend.settings.table)
+        .send()
+        .await
+        .expect("scan")
+        .items
+        .unwrap_or_default();
+    let mut held = Vec::new();
+    for item in items.iter().filter(|i| get_s(i, "sk") == Some("LIMIT")) {
+        let holders = item
+            .get("holders")
+            .and_then(|h| h.as_m().ok())
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default();
+        held.extend(
+            holders
+                .into_iter()
+                .map(|h| format!("{}: {h}", get_s(item, "pk").unwrap_or_default())),
+        );
+    }
+    held
+}
+
+/// Drain a queue of JSON bodies.
+async fn drain(backend: &Backend, url: &str) -> Vec<Value> {
+    let mut bodies = Vec::new();
+    loop {
+        let got = backend
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        let messages = got.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return bodies;
+        }
+        for message in messages {
+            bodies.push(serde_json::from_str(message.body().unwrap_or("null")).expect("JSON body"));
+            backend
+                .sqs
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Fault injection around the real adapters.
+
+/// Counts effect calls; the `fail_at`-th one (1-based) fails.
+#[derive(Clone, Debug)]
+struct Faults {
+    calls: Arc<AtomicUsize>,
+    fail_at: usize,
+}
+
+impl Faults {
+    fn new(fail_at: usize) -> Self {
+        Self {
+            calls: Arc::new(AtomicUsize::new(0)),
+            fail_at,
+        }
+    }
+
+    /// True when this call is the one to fail.
+    fn strikes(&self) -> bool {
+        self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at
+    }
+
+    fn count(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+fn died(after: &str) -> PortError {
+    PortError::retryable(format!("injected: the handler died {after}"))
+}
+
+/// A store whose writes happen and then, once, report that the handler died.
+#[derive(Debug)]
+struct DyingStore {
+    inner: DynamoStore,
+    faults: Faults,
+}
+
+impl DyingStore {
+    async fn write<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = PortResult<T>>,
+    ) -> PortResult<T> {
+        let value = call.await?;
+        if self.faults.strikes() {
+            return Err(died(&format!("right after {what}")));
+        }
+        Ok(value)
+    }
+}
+
+impl Store for DyingStore {
+    async fn put_definition(&self, workflow: &str, version: &str, json: &str) -> PortResult<()> {
+        self.inner.put_definition(workflow, version, json).await
+    }
+    async fn definition(&self, workflow: &str, version: &str) -> PortResult<Option<String>> {
+        self.inner.definition(workflow, version).await
+    }
+    async fn create_run(&self, run: &RunRecord, tasks: &[TaskRecord]) -> PortResult<Created> {
+        self.inner.create_run(run, tasks).await
+    }
+    async fn run(&self, run_id: &str) -> PortResult<Option<RunRecord>> {
+        self.inner.run(run_id).await
+    }
+    async fn tasks(&self, run_id: &str, keys: &[TaskKey]) -> PortResult<Vec<TaskRecord>> {
+        self.inner.tasks(run_id, keys).await
+    }
+    async fn all_tasks(&self, run_id: &str) -> PortResult<Vec<TaskRecord>> {
+        self.inner.all_tasks(run_id).await
+    }
+    async fn item_outputs(&self, run_id: &str, task: &str) -> PortResult<Vec<Option<String>>> {
+        self.inner.item_outputs(run_id, task).await
+    }
+    async fn output_bytes(&self, run_id: &str, tasks: &[&str]) -> PortResult<u64> {
+        self.inner.output_bytes(run_id, tasks).await
+    }
+    async fn start_run(&self, run_id: &str, now: u64, deadline: Option<u64>) -> PortResult<bool> {
+        self.write("start_run", self.inner.start_run(run_id, now, deadline))
+            .await
+    }
+    async fn settle_run(
+        &self,
+        run_id: &str,
+        from: RunStatus,
+        to: RunStatus,
+        now: u64,
+    ) -> PortResult<bool> {
+        self.write("settle_run", self.inner.settle_run(run_id, from, to, now))
+            .await
+    }
+    async fn mark_sla_missed(&self, run_id: &str) -> PortResult<bool> {
+        self.write("mark_sla_missed", self.inner.mark_sla_missed(run_id))
+            .await
+    }
+    async fn update_task(&self, run_id: &str, change: &TaskChange) -> PortResult<Applied> {
+        self.write("update_task", self.inner.update_task(run_id, change))
+            .await
+    }
+    async fn add_items(
+        &self,
+        run_id: &str,
+        task: &str,
+        items: &[Value],
+        now: u64,
+    ) -> PortResult<bool> {
+        self.write("add_items", self.inner.add_items(run_id, task, items, now))
+            .await
+    }
+    async fn acquire(
+        &self,
+        slots: &[Slot],
+        holder: &str,
+        now: u64,
+        expires_at: u64,
+    ) -> PortResult<Option<String>> {
+        self.write(
+            "acquire",
+            self.inner.acquire(slots, holder, now, expires_at),
+        )
+        .await
+    }
+    async fn release(&self, holder: &str) -> PortResult<Vec<String>> {
+        self.write("release", self.inner.release(holder)).await
+    }
+    async fn park(&self, scope: &str, message: &Message) -> PortResult<()> {
+        self.write("park", self.inner.park(scope, message)).await
+    }
+    async fn unpark(&self, scope: &str, limit: usize) -> PortResult<Vec<Message>> {
+        self.write("unpark", self.inner.unpark(scope, limit)).await
+    }
+    async fn arm(&self, run_id: &str, timer: &str, at: u64) -> PortResult<bool> {
+        self.write("arm", self.inner.arm(run_id, timer, at)).await
+    }
+}
+
+/// Queues whose sends fail once, before sending, like a handler that died just then;
+/// and which can send every message twice, like at-least-once delivery at its worst.
+#[derive(Debug)]
+struct OddQueue {
+    inner: SqsQueue,
+    faults: Faults,
+    twice: bool,
+}
+
+impl Queue for OddQueue {
+    async fn send(&self, messages: Vec<Outgoing>) -> PortResult<()> {
+        if self.faults.strikes() {
+            return Err(died("right before a send"));
+        }
+        if self.twice {
+            self.inner.send(messages.clone()).await?;
+        }
+        self.inner.send(messages).await
+    }
+}
+
+/// `command` tasks that start and never report, like a Lambda with no destination.
+#[derive(Debug, Default)]
+struct Silent {
+    started: AtomicUsize,
+    cancelled: AtomicUsize,
+}
+
+impl LocalCommands for Silent {
+    fn start(&self, _job: Job, _results: SqsQueue) -> BoxFuture<'static, Result<(), StartError>> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn cancel(&self, _run_id: &str, _key: &TaskKey, _attempt: u32) {
+        self.cancelled.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+const FAN: &str = "
+name: faults
+tags: {team: data}
+concurrency: {max_tasks: 2}
+tasks:
+  start: {run: {pass: {result: {items: [1, 2, 3]}}}}
+  each:
+    depends_on: [start]
+    for_each: $.start.items
+    max_concurrency: 2
+    run: {pass: {result: done}}
+  left: {depends_on: [start], run: {pass: {result: left}}}
+  right: {depends_on: [start], run: {pass: {result: right}}}
+  join:
+    depends_on: [each, left, right]
+    run: {pass: {result: {ok: true}}}
+";
+
+fn faulty_engine(
+    backend: &Backend,
+    faults: &Faults,
+    twice: bool,
+) -> Engine<DyingStore, OddQueue, aloft_aws::LambdaInvoker, SystemClock, aloft_aws::EventBridgeEvents>
+{
+    let base = backend.engine();
+    let invoker = base.invoker().clone();
+    Engine::new(
+        DyingStore {
+            inner: backend.store(),
+            faults: faults.clone(),
+        },
+        OddQueue {
+            inner: backend.queue(),
+            faults: faults.clone(),
+            twice,
+        },
+        invoker,
+        SystemClock,
+        Config::default(),
+    )
+    .with_events(aloft_aws::EventBridgeEvents::new(
+        backend.eventbridge.clone(),
+        &backend.settings.event_bus,
+    ))
+}
+
+async fn assert_fan_settled_once(backend: &Backend, run: &RunRecord, what: &str) {
+    assert_eq!(run.status, RunStatus::Succeeded, "{what}");
+    let tasks = tasks(&backend.store(), &run.id).await;
+    for name in ["start", "each", "left", "right", "join"] {
+        assert_eq!(
+            state_of(&tasks, &TaskKey::task(name)),
+            (TaskState::Succeeded, 1),
+            "{what}: task {name}"
+        );
+    }
+    for index in 0..3 {
+        assert_eq!(
+            state_of(&tasks, &TaskKey::item("each", index)),
+            (TaskState::Succeeded, 1),
+            "{what}: item {index}"
+        );
+    }
+    let join = tasks
+        .iter()
+        .find(|(t, _)| t.key == TaskKey::task("join"))
+        .map(|(t, _)| t.output.clone());
+    assert_eq!(join, Some(Some("{\"ok\":true}".to_owned())), "{what}");
+    assert_eq!(
+        leases(backend).await,
+        Vec::<String>::new(),
+        "{what}: leases left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_sent_twice_still_settles_each_task_once() {
+    let stack = LocalAws::start();
+    let resources = stack.create("twice", 5, 1);
+    let backend = backend(&stack, &resources, &[]).await;
+    let engine = faulty_engine(&backend, &Faults::new(0), true);
+    let run = run_to_end(&backend, &engine, FAN, json!({})).await;
+    assert_fan_settled_once(&backend, &run, "doubled sends").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_dying_after_any_write_or_before_any_send_loses_nothing() {
+    let stack = LocalAws::start();
+    // A clean run counts the places a handler could die.
+    let clean = stack.create("clean", 5, 1);
+    let backend_clean = backend(&stack, &clean, &[]).await;
+    let counting = Faults::new(0);
+    let run = run_to_end(
+        &backend_clean,
+        &faulty_engine(&backend_clean, &counting, false),
+        FAN,
+        json!({}),
+    )
+    .await;
+    assert_fan_settled_once(&backend_clean, &run, "clean run").await;
+    let places = counting.count();
+    assert!(
+        places > 20,
+        "a run of this shape writes and sends more than {places} times"
+    );
+
+    // Then one run per place, each dying there once, all at the same time.
+    let stack = &stack;
+    let mut runs = Vec::new();
+    for place in 1..=places {
+        let resources = stack.create(&format!("die{place}"), 5, 1);
+        runs.push(async move {
+            let backend = backend(stack, &resources, &[]).await;
+            let engine = faulty_engine(&backend, &Faults::new(place), false);
+            let run = run_to_end(&backend, &engine, FAN, json!({})).await;
+            assert_fan_settled_once(&backend, &run, &format!("dying at place {place}")).await;
+        });
+    }
+    join_all(runs).await;
+}
+
+const SILENT: &str = "
+name: silent
+tags: {team: ops, cost-center: cc-7}
+pools: {solo: 1}
+tasks:
+  quiet:
+    run: {command: [never-reports]}
+    pool: solo
+    timeout: 2s
+    retry: {max_attempts: 2, backoff: fixed, initial_delay: 1s, on: [timeout]}
+  after:
+    depends_on: [quiet]
+    trigger_rule: all_done
+    pool: solo
+    run: {pass: {result: after}}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_never_reports_times_out_frees_its_slot_and_retries() {
+    let stack = LocalAws::start();
+    let resources = stack.create("silent", 5, 1);
+    let backend = backend(&stack, &resources, &[]).await;
+    let silent = Arc::new(Silent::default());
+    let engine = backend.engine_with(Some(silent.clone()));
+    let run = run_to_end(&backend, &engine, SILENT, json!({})).await;
+
+    assert_eq!(run.status, RunStatus::Failed);
+    let tasks = tasks(&backend.store(), &run.id).await;
+    assert_eq!(
+        state_of(&tasks, &TaskKey::task("quiet")),
+        (TaskState::TimedOut, 2)
+    );
+    assert_eq!(
+        state_of(&tasks, &TaskKey::task("after")),
+        (TaskState::Succeeded, 1)
+    );
+    let history: Vec<(u32, String, String)> = tasks
+        .iter()
+        .find(|(t, _)| t.key.task == "quiet")
+        .map(|(_, h)| {
+            h.iter()
+                .map(|a| {
+                    (
+                        a.attempt,
+                        a.state.clone(),
+                        a.failure.clone().unwrap_or_default().0,
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        history,
+        vec![
+            (1, "timed_out".to_owned(), "timeout".to_owned()),
+            (2, "timed_out".to_owned(), "timeout".to_owned())
+        ]
+    );
+    assert_eq!(
+        silent.started.load(Ordering::SeqCst),
+        2,
+        "each attempt started once"
+    );
+    assert_eq!(
+        silent.cancelled.load(Ordering::SeqCst),
+        2,
+        "each attempt stopped at its timeout"
+    );
+    assert_eq!(leases(&backend).await, Vec::<String>::new());
+
+    // The lifecycle events, as EventBridge delivered them to the test's queue.
+    let events = drain(&backend, resources.get("ALOFT_EVENTS_QUEUE_URL")).await;
+    let mut seen: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["detail-type"].as_str().unwrap_or_default().to_owned(),
+                e["detail"]["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("Run Failed".to_owned(), "failed".to_owned()),
+            ("Run Started".to_owned(), "running".to_owned()),
+            ("Task Failed".to_owned(), "timed_out".to_owned()),
+        ]
+    );
+    for event in &events {
+        assert_eq!(event["source"], "aloft");
+        assert_eq!(event["detail"]["workflow"], "silent");
+        assert_eq!(event["detail"]["run_id"], run.id.as_str());
+        assert_eq!(event["detail"]["version"], run.version.as_str());
+        assert_eq!(
+            event["detail"]["tags"],
+            json!({"team": "ops", "cost-center": "cc-7"})
+        );
+    }
+    let failed = events
+        .iter()
+        .find(|e| e["detail-type"] == "Task Failed")
+        .expect("Task Failed");
+    assert_eq!(failed["detail"]["task"], "quiet");
+    assert_eq!(failed["detail"]["attempt"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_goes_to_the_dead_letter_queue_and_fails_its_run() {
+    let stack = LocalAws::start();
+    let resources = stack.create("poison", 2, 1);
+    let backend = backend(&stack, &resources, &[]).await;
+    let starter = backend.engine();
+    let started = starter
+        .trigger(StartRequest {
+            definition: definition(FAN),
+            input: json!({}),
+            idempotency_key: None,
+            scheduled_time: None,
+            workdir: None,
+        })
+        .await
+        .expect("trigger");
+    // The definition the run names is lost: planning it fails on every delivery.
+    let run = backend
+        .store()
+        .run(&started.run_id)
+        .await
+        .expect("read")
+        .expect("run");
+    backend
+        .dynamodb
+        .delete_item()
+        .table_name(&backend.settings.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("WF#faults".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("V#{}", run.version)),
+        )
+        .send()
+        .await
+        .expect("delete the definition");
+
+    let engine = backend.engine();
+    let settled = drive(&backend, &engine, &started.run_id).await;
+    assert_eq!(settled.status, RunStatus::Failed);
+    let tasks = tasks(&backend.store(), &started.run_id).await;
+    for name in ["start", "each", "left", "right", "join"] {
+        assert_eq!(
+            state_of(&tasks, &TaskKey::task(name)),
+            (TaskState::Skipped, 0),
+            "{name}"
+        );
+    }
+    // Its third receive finds it over the redrive count: SQS moves it aside.
+    let mut dead = Vec::new();
+    let start = Instant::now();
+    while dead.is_empty() {
+        assert!(
+            start.elapsed() < GUARD,
+            "the message never reached the dead-letter queue"
+        );
+        let _ = poll_once(
+            &backend,
+            &engine,
+            QueueName::Plan,
+            PollOptions { wait_seconds: 1 },
+        )
+        .await;
+        dead = drain(&backend, resources.get("ALOFT_PLAN_DLQ_URL")).await;
+    }
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["type"], "plan");
+    assert_eq!(dead[0]["run_id"], started.run_id.as_str());
+
+    let events = drain(&backend, resources.get("ALOFT_EVENTS_QUEUE_URL")).await;
+    let failed = events
+        .iter()
+        .find(|e| e["detail-type"] == "Run Failed")
+        .expect("a Run Failed event");
+    let reason = failed["detail"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("a plan message failed on all 2 deliveries")
+            && reason.contains("is missing from the store"),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_reports_only_its_failed_messages() {
+    let stack = LocalAws::start();
+    let resources = stack.create("batch", 5, 1);
+    let backend = backend(&stack, &resources, &[]).await;
+    let engine = backend.engine();
+    let unknown_run = Message::Plan {
+        run_id: "20261204-000000-000000000000".into(),
+        settled: Vec::new(),
+    };
+    let batch = vec![
+        Received {
+            id: "good".into(),
+            body: serde_json::to_string(&unknown_run).expect("serialise"),
+            receive_count: 1,
+        },
+        Received {
+            id: "garbage".into(),
+            body: "{\"type\": \"launch\"}".into(),
+            receive_count: 1,
+        },
+    ];
+    assert_eq!(
+        handle_batch(&engine, batch, 5).await,
+        vec!["garbage".to_owned()]
+    );
+}
