@@ -3,7 +3,7 @@
 //! output and its exit status the verdict, sent back as a `Complete` message on the
 //! complete queue. Its stderr goes to `.aloft/dev/runs/<run>/<task>.<attempt>.log`, and
 //! it gets the same `ALOFT_*` variables as under `aloft run`, its scratch folder
-//! (`ALOFT_WORKDIR`) being `.aloft/dev/runs/<run>/scratch`.
+//! (`ALOFT_WORKDIR`) being `.aloft/dev/runs/<run>/work`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -65,7 +65,7 @@ impl LocalCommands for DevCommands {
             let log = runs
                 .join(&job.run_id)
                 .join(format!("{}.{}.log", job.key, job.attempt));
-            let scratch = runs.join(&job.run_id).join("scratch");
+            let scratch = runs.join(&job.run_id).join("work");
             std::fs::create_dir_all(&scratch).map_err(|e| {
                 StartError::Port(PortError::retryable(format!(
                     "cannot create {}: {e}",
