@@ -127,3 +127,79 @@ where
 {
     classify("EventBridge", operation, error, &["LimitExceededException"])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchError;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn answer<E>(error: E, status: u16) -> SdkError<E, Response> {
+        let status = aws_smithy_runtime_api::http::StatusCode::try_from(status).expect("status");
+        SdkError::service_error(error, Response::new(status, SdkBody::empty()))
+    }
+
+    fn put_error(code: &str) -> PutItemError {
+        PutItemError::generic(ErrorMetadata::builder().code(code).message("m").build())
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_retried() {
+        let throttled = dynamodb_error(
+            "PutItem",
+            &answer(put_error("ProvisionedThroughputExceededException"), 400),
+        );
+        assert!(throttled.retryable, "{throttled}");
+        let server = dynamodb_error("PutItem", &answer(put_error("Whatever"), 503));
+        assert!(server.retryable);
+        let conflict = dynamodb_error(
+            "PutItem",
+            &answer(put_error("TransactionConflictException"), 400),
+        );
+        assert!(conflict.retryable);
+    }
+
+    #[test]
+    fn malformed_requests_and_missing_resources_are_terminal_and_named() {
+        let missing = dynamodb_error(
+            "PutItem",
+            &answer(put_error("ResourceNotFoundException"), 400),
+        );
+        assert!(!missing.retryable);
+        assert_eq!(
+            missing.message,
+            "DynamoDB PutItem: ResourceNotFoundException: m"
+        );
+        let denied = sqs_error(
+            "SendMessageBatch",
+            &answer(
+                SendMessageBatchError::generic(
+                    ErrorMetadata::builder()
+                        .code("AccessDenied")
+                        .message("no")
+                        .build(),
+                ),
+                403,
+            ),
+        );
+        assert!(!denied.retryable);
+        assert!(
+            denied
+                .message
+                .starts_with("SQS SendMessageBatch: AccessDenied"),
+            "{denied}"
+        );
+    }
+
+    #[test]
+    fn requests_that_never_got_an_answer_are_retried() {
+        let timeout: SdkError<PutItemError, Response> = SdkError::timeout_error("slow");
+        assert!(dynamodb_error("PutItem", &timeout).retryable);
+        let refused: SdkError<PutItemError, Response> =
+            SdkError::dispatch_failure(ConnectorError::io("connection refused".into()));
+        assert!(dynamodb_error("PutItem", &refused).retryable);
+    }
+}
