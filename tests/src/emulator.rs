@@ -37,12 +37,26 @@ pub struct Emulator {
     child: Child,
     port: u16,
     log: PathBuf,
+    function: String,
     _dir: tempfile::TempDir,
 }
 
 impl Emulator {
     /// Start the emulator on a free loopback port and wait until the function answers.
     pub fn start() -> Self {
+        let manifest = workspace_root().join("statemachines/examples/lambda/Cargo.toml");
+        let mut emulator = Self::serve(&manifest, FUNCTION, &[], r#"{"input": {"zones": []}}"#);
+        let (_, body) = emulator.invoke(r#"{"input": {"zones": []}}"#);
+        let summary: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{FUNCTION} answered {body:?}, not JSON: {e}"));
+        assert_eq!(summary["zones"], 0, "unexpected probe answer {summary}");
+        emulator.function = FUNCTION.to_owned();
+        emulator
+    }
+
+    /// Serve the binary `function` of the package at `manifest`, with `env` added to its
+    /// environment, and wait until an invoke with `probe` answers 200.
+    pub fn serve(manifest: &Path, function: &str, env: &[(String, String)], probe: &str) -> Self {
         let root = workspace_root();
         let tool = root.join(".venv/bin/cargo-lambda");
         assert!(
@@ -58,17 +72,37 @@ impl Emulator {
             .expect("a temporary folder");
         let log = dir.path().join("watch.log");
         let port = free_port();
-        let child = watch_command(&root, &tool, port, &log)
+        let env_file = dir.path().join("function.env");
+        let lines: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        std::fs::write(&env_file, lines.join("\n")).expect("write the function environment");
+        let child = watch_command(&root, &tool, port, &log, manifest, function, &env_file)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", tool.display()));
         let mut emulator = Self {
             child,
             port,
             log,
+            function: function.to_owned(),
             _dir: dir,
         };
-        emulator.wait_until_ready();
+        emulator.wait_until_ready(probe);
         emulator
+    }
+
+    /// Invoke the function and return the HTTP status and body.
+    pub fn invoke(&self, body: &str) -> (u16, String) {
+        invoke(self.port, &self.function, body, START_GUARD).unwrap_or_else(|| {
+            panic!(
+                "{} did not answer; log:\n{}",
+                self.function,
+                self.log_text()
+            )
+        })
+    }
+
+    /// What the emulator and its function printed so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The URL to give the AWS SDK as `AWS_ENDPOINT_URL`.
@@ -79,7 +113,7 @@ impl Emulator {
     /// Invoke the function with an empty zone list until it answers with its summary.
     /// Until the first build is done an invoke waits; before the server listens, the
     /// connection is refused and the probe looks again.
-    fn wait_until_ready(&mut self) {
+    fn wait_until_ready(&mut self, probe: &str) {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait on the emulator") {
@@ -91,22 +125,15 @@ impl Emulator {
             let left = START_GUARD.saturating_sub(start.elapsed());
             assert!(
                 !left.is_zero(),
-                "{FUNCTION} did not answer within {START_GUARD:?}; emulator log:\n{}",
+                "{} did not answer within {START_GUARD:?}; emulator log:\n{}",
+                self.function,
                 self.log_text()
             );
-            let probe = r#"{"input": {"zones": []}}"#;
-            if let Some((200, body)) = invoke(self.port, probe, left) {
-                let summary: Value = serde_json::from_str(&body)
-                    .unwrap_or_else(|e| panic!("{FUNCTION} answered {body:?}, not JSON: {e}"));
-                assert_eq!(summary["zones"], 0, "unexpected probe answer {summary}");
+            if let Some((200, _)) = invoke(self.port, &self.function, probe, left) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
@@ -135,9 +162,16 @@ impl Drop for Emulator {
 
 /// `cargo lambda watch` for the example function on `127.0.0.1:port`, without reloading
 /// on file changes, in its own process group, its output going to `log`.
-fn watch_command(root: &Path, tool: &Path, port: u16, log: &Path) -> Command {
+fn watch_command(
+    root: &Path,
+    tool: &Path,
+    port: u16,
+    log: &Path,
+    manifest: &Path,
+    function: &str,
+    env_file: &Path,
+) -> Command {
     let port = port.to_string();
-    let manifest = root.join("statemachines/examples/lambda/Cargo.toml");
     let output = std::fs::File::create(log).expect("create the emulator log");
     let errors = output.try_clone().expect("clone the emulator log handle");
 
@@ -158,8 +192,10 @@ fn watch_command(root: &Path, tool: &Path, port: u16, log: &Path) -> Command {
             &port,
             "--ignore-changes",
             "--bin",
-            FUNCTION,
+            function,
         ])
+        .arg("--env-file")
+        .arg(env_file)
         .arg("--manifest-path")
         .arg(manifest)
         .current_dir(root)
@@ -182,11 +218,11 @@ pub fn free_port() -> u16 {
 
 /// POST `body` to the function's Invoke API route and return the status and response
 /// body; `None` if the emulator refuses the connection or does not answer within `wait`.
-fn invoke(port: u16, body: &str, wait: Duration) -> Option<(u16, String)> {
+fn invoke(port: u16, function: &str, body: &str, wait: Duration) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(wait)).ok()?;
     let request = format!(
-        "POST /2015-03-31/functions/{FUNCTION}/invocations HTTP/1.1\r\n\
+        "POST /2015-03-31/functions/{function}/invocations HTTP/1.1\r\n\
          Host: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
