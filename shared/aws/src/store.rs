@@ -10,7 +10,7 @@
 //! | wake-up timer | `RUN#<id>` | `TIMER#<timer>#<at>` |
 //! | run key | `KEY#<workflow>#<key>` | `KEY` |
 //! | concurrency scope | `LIMIT#<scope>` | `LIMIT` (holders with lease expiry) |
-//! | holder's scopes | `HOLD#<holder>` | `HOLD` |
+//! | holder's scopes (kept until its TTL) | `HOLD#<holder>` | `HOLD` |
 //! | parked message | `PARK#<scope>` | `<parked at>#<body hash>` |
 //!
 //! Every task transition is one conditional UpdateItem on (state, attempt). A change
@@ -941,7 +941,7 @@ impl Store for DynamoStore {
 
     async fn release(&self, holder: &str) -> PortResult<Vec<String>> {
         let pk = format!("HOLD#{holder}");
-        let Some(item) = self.get(pk.clone(), "HOLD").await? else {
+        let Some(item) = self.get(pk, "HOLD").await? else {
             return Ok(Vec::new());
         };
         let scopes = item
@@ -949,19 +949,14 @@ impl Store for DynamoStore {
             .and_then(|v| v.as_ss().ok())
             .cloned()
             .unwrap_or_default();
+        // The record of scopes stays (its TTL removes it): a duplicate that takes the
+        // holder's leases again after this release must still find them to release.
         let mut freed = Vec::new();
         for scope in scopes {
             if self.unlease(&scope, holder).await? {
                 freed.push(scope);
             }
         }
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, "HOLD")))
-            .send()
-            .await
-            .map_err(|e| dynamodb_error("DeleteItem", &e))?;
         Ok(freed)
     }
 

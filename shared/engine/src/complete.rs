@@ -6,6 +6,7 @@ use tracing::{debug, info, warn};
 
 use aloft_core::{Failure, TaskState};
 
+use crate::dispatch::holds_slots;
 use crate::engine::{Engine, EngineError, OUTPUT_LIMIT};
 use crate::message::{Message, Outcome, TaskKey};
 use crate::plan::holder;
@@ -41,7 +42,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 result = Err(Failure::new(Failure::TIMEOUT, message));
             }
         }
-        self.finish_attempt_at(&run, key, attempt, result, ended_at)
+        self.finish_attempt_at(&run, key, attempt, result, ended_at, TaskState::Running)
             .await
     }
 
@@ -119,11 +120,24 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         attempt: u32,
         result: Result<Value, Failure>,
     ) -> Result<(), EngineError> {
-        self.finish_attempt_at(run, key, attempt, result, None)
+        self.finish_attempt_at(run, key, attempt, result, None, TaskState::Running)
             .await
     }
 
-    /// [`Self::finish_attempt`] for an attempt known to have ended at `ended_at`.
+    /// Start and finish a `pass` attempt in one write, from ready.
+    pub(crate) async fn finish_pass(
+        &self,
+        run: &RunRecord,
+        key: &TaskKey,
+        attempt: u32,
+        output: Value,
+    ) -> Result<(), EngineError> {
+        self.finish_attempt_at(run, key, attempt, Ok(output), None, TaskState::Ready)
+            .await
+    }
+
+    /// [`Self::finish_attempt`] for an attempt known to have ended at `ended_at`, left
+    /// from state `from` (running; ready for a `pass` task that starts and ends at once).
     async fn finish_attempt_at(
         &self,
         run: &RunRecord,
@@ -131,6 +145,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         attempt: u32,
         result: Result<Value, Failure>,
         ended_at: Option<u64>,
+        from: TaskState,
     ) -> Result<(), EngineError> {
         let now = self.clock.now();
         let ended = ended_at.map_or(now, |at| at.min(now));
@@ -141,12 +156,12 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         let result = result.and_then(|output| stored_output(&output));
         let mut change = TaskChange {
             key: key.clone(),
-            from: TaskState::Running,
+            from,
             attempt,
             to: TaskState::Succeeded,
             new_attempt: attempt,
             not_before: None,
-            started_at: None,
+            started_at: (from == TaskState::Ready).then_some(now),
             ended_at: Some(ended),
             output: None,
             failure: None,
@@ -178,7 +193,9 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         if !applied.applied {
             return self.after_duplicate(run, key, attempt, applied).await;
         }
-        self.release_slots(&holder(&run.id, key, attempt)).await?;
+        if holds_slots(run, &workflow, task, key) {
+            self.release_slots(&holder(&run.id, key, attempt)).await?;
+        }
         if let Some(delay) = retry {
             warn!(
                 run_id = %run.id, task = %key, attempt,
@@ -226,14 +243,22 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         let Some(record) = self.task_record(&run.id, key).await? else {
             return Ok(());
         };
+        let workflow = self.workflow(run).await?;
+        let slots = workflow
+            .task(&key.task)
+            .is_some_and(|task| holds_slots(run, &workflow, task, key));
         if record.attempt == attempt && record.state.is_settled() {
             debug!(run_id = %run.id, task = %key, attempt, "duplicate result: follow-ups repeated");
-            self.release_slots(&holder(&run.id, key, attempt)).await?;
+            if slots {
+                self.release_slots(&holder(&run.id, key, attempt)).await?;
+            }
             return self.after_settle(run, key, applied).await;
         }
         if record.attempt == attempt + 1 && record.state == TaskState::Ready {
             debug!(run_id = %run.id, task = %key, attempt, "duplicate result: retry sent again");
-            self.release_slots(&holder(&run.id, key, attempt)).await?;
+            if slots {
+                self.release_slots(&holder(&run.id, key, attempt)).await?;
+            }
             let next = Message::Dispatch {
                 run_id: run.id.clone(),
                 key: key.clone(),

@@ -279,7 +279,17 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             self.announce(run, LifecycleKind::settled(to), to.as_str(), None, None)
                 .await;
         }
-        self.release_slots(&run.id).await
+        if self
+            .workflow(run)
+            .await?
+            .definition
+            .concurrency
+            .max_runs
+            .is_some()
+        {
+            self.release_slots(&run.id).await?;
+        }
+        Ok(())
     }
 
     /// Handle a deadline check: record the SLA miss, and fail the run when asked to.
