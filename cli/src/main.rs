@@ -10,6 +10,7 @@ mod progress;
 mod report;
 mod run;
 mod runs;
+mod schedule;
 mod validate;
 
 use std::path::PathBuf;
@@ -35,6 +36,9 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Print a workflow's DAG as a Mermaid flowchart.
     Graph(graph::GraphArgs),
+    /// Preview schedule expressions: when they fire, in UTC and in local time.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
     /// Run a workflow to the end on this machine; exit 0 only if it succeeded.
     Run(run::RunArgs),
     /// Continue a run whose runner stopped (killed, crashed, interrupted).
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Validate(args) => validate::validate(&args),
             Command::Graph(args) => graph::graph(&args),
+            Command::Schedule(command) => schedule::schedule(command),
             Command::Run(args) => run::run(args).await,
             Command::Resume(args) => run::resume(args).await,
             Command::Runs(command) => runs::runs(command).await,

@@ -1,5 +1,6 @@
 //! aloft-core: the pure model of aloft. Workflow definitions and their validation, the
-//! planner's decisions, retry policy and the state model. No I/O, no clock, no AWS.
+//! planner's decisions, retry policy, schedule expressions and the state model. No I/O,
+//! no clock, no AWS.
 
 pub mod canonical;
 pub mod definition;
@@ -7,6 +8,7 @@ pub mod duration;
 pub mod graph;
 pub mod retry;
 pub mod rules;
+pub mod schedule;
 pub mod schema;
 pub mod source;
 pub mod state;

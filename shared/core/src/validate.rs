@@ -7,7 +7,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 
-use crate::definition::{Definition, RetrySpec, RunSpec, Task};
+use crate::definition::{Definition, RetrySpec, RunSpec, Schedule, Task};
+use crate::schedule;
 
 /// One step of a [`FieldPath`]: a map key or a sequence index.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -156,6 +157,9 @@ impl Checks {
         }
         self.concurrency(definition);
         self.defaults(definition);
+        if let Some(schedule) = &definition.schedule {
+            self.schedule(schedule);
+        }
         for (pool, capacity) in &definition.pools {
             if *capacity == 0 {
                 let message = format!(
@@ -185,6 +189,29 @@ impl Checks {
                 let message = format!("concurrency {field} is 0: {consequence}");
                 self.at(FieldPath::field("concurrency").key(field), message);
             }
+        }
+    }
+
+    /// The expression parses, the zone exists, and the expression fires in that zone.
+    fn schedule(&mut self, schedule: &Schedule) {
+        let expression_path = FieldPath::field("schedule").key("expression");
+        let zone_path = FieldPath::field("schedule").key("timezone");
+        let parsed = schedule::Schedule::parse(&schedule.expression);
+        if let Err(error) = &parsed {
+            self.at(expression_path.clone(), error.to_string());
+        }
+        let zone_name = schedule.timezone.as_deref().unwrap_or("UTC");
+        let zone = match schedule::time_zone(zone_name) {
+            Ok(zone) => zone,
+            Err(error) => {
+                self.at(zone_path, error.to_string());
+                return;
+            }
+        };
+        if let Ok(parsed) = parsed
+            && let Err(error) = parsed.check_fires_in(&zone, zone_name)
+        {
+            self.at_reading(expression_path, zone_path, error.to_string());
         }
     }
 
@@ -383,7 +410,7 @@ fn for_each_source(expression: &str) -> Option<&str> {
 }
 
 /// A name from the file, quoted, with control characters escaped.
-fn show(name: &str) -> String {
+pub(crate) fn show(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 2);
     out.push('`');
     for c in name.chars() {
