@@ -25,6 +25,10 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+# SQS's largest message: a result carries a task output of up to 256 KiB plus its
+# envelope, so the queues take what SQS allows, as infra/template.yaml sets them.
+MAX_MESSAGE_BYTES = 1024 * 1024
+
 # The three queues of a run, with the names of their exports.
 QUEUES = [("plan", "PLAN"), ("dispatch", "DISPATCH"), ("complete", "COMPLETE")]
 GSI = "by_workflow"
@@ -139,7 +143,10 @@ def create_queues(sqs, prefix, max_receives, visibility_timeout):
         dlq_url, dlq_arn = ensure_queue(
             sqs,
             f"{prefix}-{suffix}-dlq",
-            {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
+            {
+                "MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS),
+                "MaximumMessageSize": str(MAX_MESSAGE_BYTES),
+            },
         )
         redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}
         url, _ = ensure_queue(
@@ -148,6 +155,7 @@ def create_queues(sqs, prefix, max_receives, visibility_timeout):
             {
                 "VisibilityTimeout": str(visibility_timeout),
                 "RedrivePolicy": json.dumps(redrive),
+                "MaximumMessageSize": str(MAX_MESSAGE_BYTES),
             },
         )
         exports[f"ALOFT_{export}_QUEUE_URL"] = url

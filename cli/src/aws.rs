@@ -149,8 +149,9 @@ pub struct StartArgs {
     #[arg(long, default_value = "{}")]
     input: String,
     /// One run per workflow and key: a repeated start with the same key and input
-    /// returns the same run.
-    #[arg(long)]
+    /// returns the same run while it is going; once it has settled, the key cannot start
+    /// another.
+    #[arg(long, value_parser = non_empty)]
     idempotency_key: Option<String>,
     /// Where command tasks run under `aloft dev` [default: the working directory].
     #[arg(long)]
@@ -197,7 +198,9 @@ pub async fn start_run(args: StartArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(args.wait_timeout);
+    let begun = std::time::Instant::now();
+    let deadline = begun + Duration::from_secs(args.wait_timeout);
+    let mut hinted = false;
     let run = loop {
         let run = engine
             .store()
@@ -206,6 +209,17 @@ pub async fn start_run(args: StartArgs) -> anyhow::Result<ExitCode> {
             .context("the run disappeared")?;
         if run.status.is_settled() {
             break run;
+        }
+        if !hinted
+            && run.status == aloft_core::RunStatus::Queued
+            && begun.elapsed() > Duration::from_secs(10)
+        {
+            errln!(
+                "run {} is still queued: is something handling the queues (`aloft dev`, or the \
+                 deployed functions)?",
+                run.id
+            );
+            hinted = true;
         }
         if std::time::Instant::now() > deadline {
             errln!(
@@ -266,6 +280,14 @@ pub async fn show_run(backend: &Backend, run_id: &str, output: Output) -> anyhow
     Ok(())
 }
 
+fn non_empty(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        Err("an idempotency key cannot be empty".into())
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
 fn attempt_row(task: &str, item: Option<u32>, attempt: AttemptRecord) -> AttemptRow {
     AttemptRow {
         task: task.to_owned(),
@@ -300,12 +322,9 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
     crate::progress::init_plain_logging();
     let settings = args.aws.settings(Some(&args.destinations))?;
     let backend = Backend::connect(settings, None).await;
-    let runs = std::env::current_dir()
-        .context("cannot read the working directory")?
-        .join(".aloft")
-        .join("dev")
-        .join("runs");
-    let engine = backend.engine_with(Some(Arc::new(DevCommands::new(runs))));
+    let fallback = std::env::current_dir().context("cannot read the working directory")?;
+    let commands = Arc::new(DevCommands::new(fallback));
+    let engine = backend.engine_with(Some(commands.clone()));
     errln!(
         "aloft dev: polling the plan, dispatch and complete queues of table {} ({} pollers each; \
          these pollers stand in for Lambda's SQS event source mappings). Ctrl-C stops.",
@@ -319,6 +338,23 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         () = serve(&backend, &engine, options, args.pollers) => {}
         _ = tokio::signal::ctrl_c() => {}
         () = terminated() => {}
+    }
+    // No new work is taken from here on. Commands already running finish and report,
+    // so that their attempts are not left to time out and run again.
+    let left = commands.running();
+    if left > 0 {
+        errln!(
+            "aloft dev: waiting for {left} running command task(s) to finish and report;              Ctrl-C or SIGTERM again abandons them (they then time out and follow their retry policy)"
+        );
+        tokio::select! {
+            () = async {
+                while commands.running() > 0 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            } => {}
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::from(130)),
+            () = terminated() => return Ok(ExitCode::from(143)),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

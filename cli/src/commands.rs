@@ -1,9 +1,11 @@
-//! `command` tasks under `aloft dev`: each attempt is a process on this machine, started
-//! in the run's working folder with the task document on stdin; its stdout (JSON) is the
-//! output and its exit status the verdict, sent back as a `Complete` message on the
-//! complete queue. Its stderr goes to `.aloft/dev/runs/<run>/<task>.<attempt>.log`, and
-//! it gets the same `ALOFT_*` variables as under `aloft run`, its scratch folder
-//! (`ALOFT_WORKDIR`) being `.aloft/dev/runs/<run>/work`.
+//! `command` tasks under `aloft dev`: each attempt is a process (in a process group of its
+//! own) on this machine, started in the run's working folder (`aloft start --workdir`)
+//! with the task document on stdin; its stdout (JSON) is the output and its exit status
+//! the verdict, sent back with its end time as a `Complete` message on the complete
+//! queue. Its stderr goes to `.aloft/dev/runs/<run>/<task>.<attempt>.log` under the run's
+//! working folder, and it gets the same `ALOFT_*` variables as under `aloft run`, its
+//! scratch folder (`ALOFT_WORKDIR`) being `.aloft/dev/runs/<run>/work` there too, so that
+//! every `aloft dev` serving the run gives its tasks the same folder.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,17 +26,23 @@ use aloft_local::process::resolve_program;
 /// Runs command tasks as local processes.
 #[derive(Debug)]
 pub struct DevCommands {
-    runs: PathBuf,
+    /// Where runs without a working folder keep their logs and scratch folders.
+    fallback: PathBuf,
     running: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl DevCommands {
-    /// Processes whose logs and scratch folders go under `runs` (an absolute path).
-    pub fn new(runs: PathBuf) -> Self {
+    /// Processes of runs without a working folder work in `fallback`.
+    pub fn new(fallback: PathBuf) -> Self {
         Self {
-            runs,
+            fallback,
             running: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Attempts started and not yet reported.
+    pub fn running(&self) -> usize {
+        lock(&self.running).len()
     }
 }
 
@@ -48,16 +56,14 @@ fn lock(map: &Mutex<HashMap<String, u32>>) -> std::sync::MutexGuard<'_, HashMap<
 
 impl LocalCommands for DevCommands {
     fn start(&self, job: Job, results: SqsQueue) -> BoxFuture<'static, Result<(), StartError>> {
-        let runs = self.runs.clone();
+        let fallback = self.fallback.clone();
         let running = self.running.clone();
         Box::pin(async move {
             let RunSpec::Command(argv) = &job.run else {
                 return Ok(());
             };
-            let workdir = job
-                .workdir
-                .as_deref()
-                .map_or_else(|| PathBuf::from("."), PathBuf::from);
+            let workdir = job.workdir.as_deref().map_or(fallback, PathBuf::from);
+            let runs = workdir.join(".aloft").join("dev").join("runs");
             let (program, args) = argv
                 .split_first()
                 .ok_or_else(|| StartError::Rejected(Failure::error("command is empty")))?;
@@ -89,6 +95,7 @@ impl LocalCommands for DevCommands {
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(stderr)
+                .process_group(0)
                 .kill_on_drop(true)
                 .spawn()
                 .map_err(|e| {
@@ -110,7 +117,7 @@ impl LocalCommands for DevCommands {
                 }
                 drop(stdin);
                 let finished = child.wait_with_output().await;
-                lock(&running).remove(&name);
+                let ended_at = jiff::Timestamp::now().as_millisecond();
                 let outcome = match finished {
                     Ok(output) if output.status.success() => outcome_of_stdout(&output.stdout),
                     Ok(output) => Outcome::Failed {
@@ -130,11 +137,12 @@ impl LocalCommands for DevCommands {
                     key: job.key.clone(),
                     attempt: job.attempt,
                     outcome,
-                    ended_at: None,
+                    ended_at: u64::try_from(ended_at).ok(),
                 };
                 if let Err(e) = results.send(vec![Outgoing::now(message)]).await {
                     warn!(run_id = %job.run_id, task = %job.key, error = %e, "result not sent; the attempt will time out");
                 }
+                lock(&running).remove(&name);
             });
             Ok(())
         })
@@ -147,8 +155,9 @@ impl LocalCommands for DevCommands {
                 .ok()
                 .and_then(rustix::process::Pid::from_raw);
             if let Some(pid) = pid {
-                // It may have ended meanwhile; then there is nothing to stop.
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                // The whole group: what the command started in the background ends with
+                // its attempt. It may have ended meanwhile; then there is nothing to stop.
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
             }
         }
     }
@@ -160,7 +169,18 @@ fn outcome_of_stdout(stdout: &[u8]) -> Outcome {
             output: serde_json::Value::Null,
         };
     }
-    match serde_json::from_slice(stdout) {
+    match serde_json::from_slice::<serde_json::Value>(stdout) {
+        // Refused here rather than carried to the engine in a message too large to send.
+        Ok(output) if output.to_string().len() > aloft_core::OUTPUT_LIMIT => Outcome::Failed {
+            failure: Failure::new(
+                Failure::PAYLOAD_TOO_LARGE,
+                format!(
+                    "output is {} bytes, over the limit of {} bytes",
+                    output.to_string().len(),
+                    aloft_core::OUTPUT_LIMIT
+                ),
+            ),
+        },
         Ok(output) => Outcome::Succeeded { output },
         Err(e) => Outcome::Failed {
             failure: Failure::new("bad_output", format!("stdout is not JSON: {e}")),

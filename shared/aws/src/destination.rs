@@ -110,6 +110,13 @@ impl DestinationRecord {
                 )
             }
         };
+        // The record's time is when the invoke ended: the attempt is judged then (its
+        // timeout, the run's deadline), however late the record is handled.
+        let ended_at = self
+            .timestamp
+            .parse::<jiff::Timestamp>()
+            .ok()
+            .and_then(|t| u64::try_from(t.as_millisecond()).ok());
         Ok(Message::Complete {
             run_id: run_id.to_owned(),
             key: TaskKey {
@@ -118,7 +125,7 @@ impl DestinationRecord {
             },
             attempt,
             outcome,
-            ended_at: None,
+            ended_at,
         })
     }
 }

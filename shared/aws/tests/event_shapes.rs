@@ -16,6 +16,18 @@ use aloft_engine::message::{Message, Outcome, TaskKey};
 const RUN_ID: &str = "20261204-020003-5c1e9a7f02bd";
 
 /// A fixture's text.
+/// When a record says its invoke ended, in ms since the epoch: the attempt is judged at
+/// that time, not when the record is handled.
+fn recorded_at(record: &str) -> u64 {
+    let record: Value = serde_json::from_str(record).expect("a JSON record");
+    let stamp: jiff::Timestamp = record["timestamp"]
+        .as_str()
+        .expect("a timestamp")
+        .parse()
+        .expect("an RFC 3339 timestamp");
+    u64::try_from(stamp.as_millisecond()).expect("after 1970")
+}
+
 fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
@@ -96,7 +108,7 @@ fn a_destination_record_body_reads_as_the_attempts_result() {
             outcome: Outcome::Succeeded {
                 output: json!({"order_id": "A-1001", "customer": "C-12", "lines": 1, "total": 19}),
             },
-            ended_at: None,
+            ended_at: Some(recorded_at(&batch[1].body)),
         }
     );
 }
@@ -180,6 +192,11 @@ fn a_destination_record_keeps_every_field_lambda_writes() {
 
 #[test]
 fn a_success_record_completes_the_item_with_the_functions_output() {
+    // 2026-12-04T02:01:17.204Z, the record's own timestamp.
+    assert_eq!(
+        recorded_at(&fixture("destination-success.json")),
+        1_796_349_677_204
+    );
     assert_eq!(
         record_message("destination-success.json"),
         Message::Complete {
@@ -196,7 +213,7 @@ fn a_success_record_completes_the_item_with_the_functions_output() {
                     "gift": null,
                 }),
             },
-            ended_at: None,
+            ended_at: Some(recorded_at(&fixture("destination-success.json"))),
         }
     );
 }
@@ -216,7 +233,7 @@ fn a_retries_exhausted_record_fails_the_item_with_the_functions_error() {
                     "enrich-orders: order A-1002 not found in table orders-eu"
                 ),
             },
-            ended_at: None,
+            ended_at: Some(recorded_at(&fixture("destination-failure.json"))),
         }
     );
 }
@@ -234,7 +251,7 @@ fn an_event_age_exceeded_record_fails_the_item_without_a_response() {
                     "enrich-orders: Lambda gave up on the invoke (EventAgeExceeded) before it ran"
                 ),
             },
-            ended_at: None,
+            ended_at: Some(recorded_at(&fixture("destination-event-age.json"))),
         }
     );
 }
