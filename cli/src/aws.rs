@@ -120,6 +120,18 @@ pub async fn workflows(command: WorkflowsCommand) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let mut seen = std::collections::HashMap::new();
+    for (definition, file) in definitions.iter().zip(&args.files) {
+        if let Some(earlier) = seen.insert(definition.name.as_str(), file) {
+            errln!(
+                "{}: workflow {:?} is also defined by {}: one file per workflow",
+                file.display(),
+                definition.name,
+                earlier.display()
+            );
+            invalid = true;
+        }
+    }
     if invalid {
         // Nothing is stored unless every file is valid.
         return Ok(ExitCode::from(2));

@@ -728,3 +728,38 @@ async fn a_batch_reports_only_its_failed_messages() {
         vec!["garbage".to_owned()]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_too_large_for_the_run_item_is_refused_before_anything_is_written() {
+    let stack = LocalAws::start();
+    let resources = stack.create("big", 5, 1);
+    let backend = backend(&stack, &resources, &[]).await;
+    let engine = backend.engine();
+    let error = engine
+        .trigger(StartRequest {
+            definition: definition(FAN),
+            input: json!({"blob": "x".repeat(400_000)}),
+            idempotency_key: Some("big".into()),
+            scheduled_time: None,
+            workdir: None,
+        })
+        .await
+        .expect_err("too large");
+    assert!(!error.is_retryable());
+    assert!(
+        error.to_string().starts_with("run input is 400011 bytes"),
+        "{error}"
+    );
+    let items = backend
+        .dynamodb
+        .scan()
+        .table_name(&backend.settings.table)
+        .send()
+        .await
+        .expect("scan")
+        .items
+        .unwrap_or_default();
+    let written: Vec<&str> = items.iter().filter_map(|i| get_s(i, "pk")).collect();
+    // Only the definition version: no run, no task, no run key.
+    assert_eq!(written, vec!["WF#faults"]);
+}

@@ -55,7 +55,7 @@ where
             e.code().unwrap_or("error"),
             e.message().unwrap_or("no message")
         ),
-        None => aws_smithy_types::error::display::DisplayErrorContext(error).to_string(),
+        None => unanswered(error),
     };
     let message = format!("{service} {operation}: {detail}");
     if retryable {
@@ -63,6 +63,23 @@ where
     } else {
         PortError::terminal(message)
     }
+}
+
+/// What went wrong with a request that got no answer: its kind and the innermost cause
+/// (`connection refused`), not the whole chain of wrappers.
+fn unanswered<E: std::error::Error + 'static>(error: &SdkError<E, Response>) -> String {
+    let kind = match error {
+        SdkError::TimeoutError(_) => "timed out",
+        SdkError::DispatchFailure(_) => "could not send the request",
+        SdkError::ResponseError(_) => "unreadable answer",
+        SdkError::ConstructionFailure(_) => "could not build the request",
+        _ => "failed",
+    };
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    format!("{kind}: {cause}")
 }
 
 /// A DynamoDB error.
@@ -200,6 +217,11 @@ mod tests {
         assert!(dynamodb_error("PutItem", &timeout).retryable);
         let refused: SdkError<PutItemError, Response> =
             SdkError::dispatch_failure(ConnectorError::io("connection refused".into()));
-        assert!(dynamodb_error("PutItem", &refused).retryable);
+        let error = dynamodb_error("PutItem", &refused);
+        assert!(error.retryable);
+        assert_eq!(
+            error.message,
+            "DynamoDB PutItem: could not send the request: connection refused"
+        );
     }
 }

@@ -123,7 +123,7 @@ impl DynamoStore {
             .iter()
             .map(run_from_item)
             .collect::<PortResult<Vec<_>>>()?;
-        runs.sort_by(|a, b| b.id.cmp(&a.id));
+        runs.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         runs.truncate(limit);
         Ok(runs)
     }

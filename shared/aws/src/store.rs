@@ -41,6 +41,14 @@ pub type Item = HashMap<String, AttributeValue>;
 /// many at a time.
 const WRITE_CONCURRENCY: usize = 16;
 
+/// Largest run input, in bytes of canonical JSON: it lives in the run's item, which
+/// DynamoDB caps at 400 KB with everything else the run records.
+pub const RUN_INPUT_LIMIT: usize = 350_000;
+
+/// Longest idempotency key, in bytes: it is part of a partition key (2,048 bytes at most,
+/// with the workflow name).
+pub const KEY_LIMIT: usize = 1_024;
+
 /// Optimistic updates of one concurrency scope give up after this many lost races.
 const SCOPE_TRIES: u32 = 16;
 
@@ -597,6 +605,21 @@ impl Store for DynamoStore {
 
     async fn create_run(&self, run: &RunRecord, tasks: &[TaskRecord]) -> PortResult<Created> {
         let input = canonical_json(&run.input);
+        if input.len() > RUN_INPUT_LIMIT {
+            // Refused before anything is written: the run item (400 KB at most) holds it.
+            return Err(PortError::terminal(format!(
+                "run input is {} bytes; the AWS backend keeps at most {RUN_INPUT_LIMIT} bytes \
+                 of input in the run's item",
+                input.len()
+            )));
+        }
+        let too_long = run.key.as_ref().filter(|k| k.len() > KEY_LIMIT);
+        if let Some(key) = too_long {
+            return Err(PortError::terminal(format!(
+                "idempotency key is {} bytes; at most {KEY_LIMIT} are allowed",
+                key.len()
+            )));
+        }
         if let Some(run_key) = &run.key {
             let pk = format!("KEY#{}#{run_key}", run.workflow);
             let mut item = key(pk.clone(), "KEY");
