@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::Value;
@@ -48,6 +49,9 @@ pub const RUN_INPUT_LIMIT: usize = 350_000;
 /// Longest idempotency key, in bytes: it is part of a partition key (2,048 bytes at most,
 /// with the workflow name).
 pub const KEY_LIMIT: usize = 1_024;
+
+/// Tries of a transaction that DynamoDB cancels for contention, not for its condition.
+const TRANSACTION_TRIES: u32 = 6;
 
 /// Optimistic updates of one concurrency scope give up after this many lost races.
 const SCOPE_TRIES: u32 = 16;
@@ -365,32 +369,54 @@ impl DynamoStore {
             .set_expression_attribute_values(Some(counters.values))
             .build()
             .map_err(|e| PortError::terminal(e.to_string()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(task).build())
-            .transact_items(TransactWriteItem::builder().update(counter).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let cancelled_by_condition = e.as_service_error().is_some_and(|service| {
-                    match service {
-                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(cancel) => cancel
-                            .cancellation_reasons()
-                            .iter()
-                            .any(|r| r.code() == Some("ConditionalCheckFailed")),
-                        _ => false,
-                    }
-                });
-                if cancelled_by_condition {
-                    Ok(false)
-                } else {
-                    Err(dynamodb_error("TransactWriteItems", &e))
-                }
+        // Settles of one run's tasks all touch the run's counters: under a wide fan-out
+        // transactions on that item conflict, and DynamoDB cancels them. A conflict is
+        // tried again here, after a short random pause, before it becomes a retryable
+        // error (the message comes back later), never a failure of the run.
+        for attempt in 1..=TRANSACTION_TRIES {
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(task.clone()).build())
+                .transact_items(TransactWriteItem::builder().update(counter.clone()).build())
+                .send()
+                .await;
+            let Err(e) = result else {
+                return Ok(true);
+            };
+            let reasons: Vec<String> = match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => cancel
+                    .cancellation_reasons()
+                    .iter()
+                    .filter_map(|r| r.code().map(str::to_owned))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if reasons.iter().any(|code| code == "ConditionalCheckFailed") {
+                return Ok(false);
             }
+            let contended = reasons.iter().any(|code| {
+                matches!(
+                    code.as_str(),
+                    "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+                )
+            });
+            if !contended {
+                return Err(dynamodb_error("TransactWriteItems", &e));
+            }
+            if attempt == TRANSACTION_TRIES {
+                return Err(PortError::retryable(format!(
+                    "DynamoDB TransactWriteItems: cancelled {TRANSACTION_TRIES} times in a row \
+                     ({})",
+                    reasons.join(", ")
+                )));
+            }
+            let pause = rand::random::<u64>() % (20 << attempt);
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
         }
+        Err(PortError::retryable(
+            "DynamoDB TransactWriteItems: no attempt made",
+        ))
     }
 
     /// Take `holder`'s lease on one scope; false when the scope is full.
