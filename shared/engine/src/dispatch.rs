@@ -36,7 +36,9 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             .await?
             .filter(|r| !r.status.is_settled())
         else {
-            return Ok(());
+            // A delivery that took this attempt's slots and stopped before it used them
+            // may come back after the run settled: its leases go now, not at expiry.
+            return self.release_slots(&holder(run_id, key, attempt)).await;
         };
         if started {
             // A pass task whose dispatcher stopped before it finished, or before the
