@@ -149,9 +149,9 @@ fn state_of(tasks: &[(TaskRecord, Vec<AttemptRecord>)], key: &TaskKey) -> (TaskS
     (task.state, task.attempt)
 }
 
-/// Every lease left on the table's concurrency scopes.
-async fn leases(backend: &Backend) -> Vec<String> {
-    let items = backend
+/// Every item of the table (one page is all a test's table holds).
+async fn table_items(backend: &Backend) -> Vec<aloft_aws::store::Item> {
+    backend
         .dynamodb
         .scan()
         .table_name(&backend.settings.table)
@@ -159,7 +159,12 @@ async fn leases(backend: &Backend) -> Vec<String> {
         .await
         .expect("scan")
         .items
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Every lease left on the table's concurrency scopes.
+async fn leases(backend: &Backend) -> Vec<String> {
+    let items = table_items(backend).await;
     let mut held = Vec::new();
     for item in items.iter().filter(|i| get_s(i, "sk") == Some("LIMIT")) {
         let holders = item
@@ -750,15 +755,7 @@ async fn an_input_too_large_for_the_run_item_is_refused_before_anything_is_writt
         error.to_string().starts_with("run input is 400011 bytes"),
         "{error}"
     );
-    let items = backend
-        .dynamodb
-        .scan()
-        .table_name(&backend.settings.table)
-        .send()
-        .await
-        .expect("scan")
-        .items
-        .unwrap_or_default();
+    let items = table_items(&backend).await;
     let written: Vec<&str> = items.iter().filter_map(|i| get_s(i, "pk")).collect();
     // Only the definition version: no run, no task, no run key.
     assert_eq!(written, vec!["WF#faults"]);
