@@ -8,21 +8,56 @@
 //!   is the scheduled time, so a repeated delivery of one tick starts one run;
 //! - an EventBridge event: either delivered as is, asking for a run in its detail
 //!   (`"detail": {"workflow", "input", "idempotency_key"}`), or wrapped by the rule's
-//!   input transformer as `{"workflow", "event": <aws.events.event>}`, in which case the
-//!   event is the run's input. The run key is the event's id, so a repeated delivery
-//!   of one event starts one run.
+//!   input transformer as `{"workflow", "event": <aws.events.event.json>}`, the shape of the
+//!   workflow's own event triggers (`events:`). A wrapped event must match the pattern of
+//!   one of the workflow's event triggers; the first that matches builds the run input
+//!   from the event with its `input` template (without one, the event is the input). An
+//!   event no trigger matches is refused: the rule and the stored definition are out of
+//!   step. The run key is `event:<id>`, so a repeated delivery of one event starts one
+//!   run; a wrapped event without an id is refused.
 //!
 //! A direct request without a key is keyed by the Lambda request id, which Lambda keeps
 //! across its own retries of one asynchronous invoke.
 
 use serde_json::{Value, json};
 
+use aloft_core::Definition;
+use aloft_core::events::{self, EventError};
 use aloft_engine::ports::PortError;
 use aloft_engine::{EngineError, StartRequest, Started};
 
 use crate::AwsEngine;
 
-/// A request to start a run of a stored workflow.
+/// A trigger invocation as [`parse`] reads it: the run it asks for, and the EventBridge
+/// event a rule wrapped, if it is one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trigger {
+    /// The workflow (its LATEST version runs).
+    pub workflow: String,
+    /// The run input; for a wrapped event, the event itself until [`start`] applies the
+    /// definition's input template.
+    pub input: Value,
+    /// The run key, if the invocation carries one.
+    pub idempotency_key: Option<String>,
+    /// The schedule tick, ms since the epoch.
+    pub scheduled_time: Option<u64>,
+    /// The wrapped EventBridge event, matched against the workflow's event triggers.
+    pub event: Option<Value>,
+}
+
+impl From<TriggerRequest> for Trigger {
+    fn from(request: TriggerRequest) -> Self {
+        Trigger {
+            workflow: request.workflow,
+            input: request.input,
+            idempotency_key: request.idempotency_key,
+            scheduled_time: request.scheduled_time,
+            event: None,
+        }
+    }
+}
+
+/// A direct request to start a run of a stored workflow.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TriggerRequest {
     /// The workflow (its LATEST version runs).
@@ -74,20 +109,23 @@ fn time_ms(text: &str) -> Result<u64, TriggerError> {
 }
 
 /// Read a trigger event.
-pub fn parse(event: &Value) -> Result<TriggerRequest, TriggerError> {
+pub fn parse(event: &Value) -> Result<Trigger, TriggerError> {
     if let Some(wrapped) = event
         .get("event")
         .filter(|e| e.get("detail-type").is_some())
     {
         let workflow = text(event, "workflow", "a wrapped EventBridge event")?;
-        return Ok(TriggerRequest {
+        let key = events::run_key(wrapped).map_err(|error| {
+            TriggerError::BadRequest(format!(
+                "a wrapped EventBridge event for workflow {workflow:?}: {error}"
+            ))
+        })?;
+        return Ok(Trigger {
             workflow,
             input: wrapped.clone(),
-            idempotency_key: wrapped
-                .get("id")
-                .and_then(Value::as_str)
-                .map(|id| format!("event:{id}")),
+            idempotency_key: Some(key),
             scheduled_time: None,
+            event: Some(wrapped.clone()),
         });
     }
     if event.get("detail-type").is_some() {
@@ -107,17 +145,13 @@ pub fn parse(event: &Value) -> Result<TriggerRequest, TriggerError> {
             .get("idempotency_key")
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .or_else(|| {
-                event
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .map(|id| format!("event:{id}"))
-            });
-        return Ok(TriggerRequest {
+            .or_else(|| events::run_key(event).ok());
+        return Ok(Trigger {
             workflow,
             input: detail.get("input").cloned().unwrap_or(json!({})),
             idempotency_key: key,
             scheduled_time: None,
+            event: None,
         });
     }
     if !event.is_object() {
@@ -131,11 +165,12 @@ pub fn parse(event: &Value) -> Result<TriggerRequest, TriggerError> {
             TriggerError::BadRequest("scheduled_time must be an RFC 3339 text".into())
         })?;
         let at = time_ms(tick)?;
-        return Ok(TriggerRequest {
+        return Ok(Trigger {
             workflow,
             input: event.get("input").cloned().unwrap_or(json!({})),
             idempotency_key: Some(format!("schedule:{tick}")),
             scheduled_time: Some(at),
+            event: None,
         });
     }
     let key = match event.get("idempotency_key") {
@@ -147,37 +182,72 @@ pub fn parse(event: &Value) -> Result<TriggerRequest, TriggerError> {
             )));
         }
     };
-    Ok(TriggerRequest {
+    Ok(Trigger {
         workflow,
         input: event.get("input").cloned().unwrap_or(json!({})),
         idempotency_key: key,
         scheduled_time: None,
+        event: None,
     })
 }
 
 /// Start a run of the workflow's LATEST version.
-pub async fn start(engine: &AwsEngine, request: TriggerRequest) -> Result<Started, TriggerError> {
-    start_in(engine, request, None).await
+pub async fn start(
+    engine: &AwsEngine,
+    trigger: impl Into<Trigger>,
+) -> Result<Started, TriggerError> {
+    start_in(engine, trigger, None).await
 }
 
 /// [`start`], with a working folder for `command` tasks run by `aloft dev`.
 pub async fn start_in(
     engine: &AwsEngine,
-    request: TriggerRequest,
+    trigger: impl Into<Trigger>,
     workdir: Option<String>,
 ) -> Result<Started, TriggerError> {
-    let Some((_, definition)) = engine.store().latest(&request.workflow).await? else {
-        return Err(TriggerError::UnknownWorkflow(request.workflow));
+    let trigger = trigger.into();
+    let Some((_, definition)) = engine.store().latest(&trigger.workflow).await? else {
+        return Err(TriggerError::UnknownWorkflow(trigger.workflow));
+    };
+    let input = match &trigger.event {
+        Some(event) => event_input(&definition, event)?,
+        None => trigger.input,
     };
     Ok(engine
         .trigger(StartRequest {
             definition,
-            input: request.input,
-            idempotency_key: request.idempotency_key,
-            scheduled_time: request.scheduled_time,
+            input,
+            idempotency_key: trigger.idempotency_key,
+            scheduled_time: trigger.scheduled_time,
             workdir,
         })
         .await?)
+}
+
+/// The run input of a wrapped event: built by the `input` template of the first of the
+/// definition's event triggers whose pattern matches the event (the event itself when
+/// that trigger has none). An event no trigger matches is refused.
+pub fn event_input(definition: &Definition, event: &Value) -> Result<Value, TriggerError> {
+    let workflow = &definition.name;
+    let id = event.get("id").and_then(Value::as_str).unwrap_or_default();
+    match events::first_match(&definition.events, event) {
+        Ok(Some((_, trigger))) => Ok(events::map_input(trigger.input.as_ref(), event)),
+        Ok(None) if definition.events.is_empty() => Err(TriggerError::BadRequest(format!(
+            "workflow {workflow:?} has no event triggers (`events`), so event {id:?} cannot \
+             start it: the EventBridge rule and the stored definition are out of step; add \
+             the trigger and put the workflow again, or remove the rule"
+        ))),
+        Ok(None) => Err(TriggerError::BadRequest(format!(
+            "event {id:?} matches no event trigger pattern of workflow {workflow:?} ({} \
+             checked): the EventBridge rule and the stored definition are out of step; put \
+             the workflow again, or fix the rule's pattern",
+            definition.events.len()
+        ))),
+        Err(error @ EventError::InvalidTrigger { .. }) => Err(TriggerError::BadRequest(format!(
+            "workflow {workflow:?} cannot take event {id:?}: {error}"
+        ))),
+        Err(error) => Err(TriggerError::BadRequest(format!("event {id:?}: {error}"))),
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use aloft_aws::batch::{Received, batch_response, from_sqs_event, parse_body};
 use aloft_aws::destination::DestinationRecord;
-use aloft_aws::trigger::{TriggerError, TriggerRequest, parse};
+use aloft_aws::trigger::{Trigger, TriggerError, event_input, parse};
 use aloft_core::Failure;
 use aloft_engine::message::{Message, Outcome, TaskKey};
 
@@ -299,11 +299,12 @@ fn a_scheduler_invocation_is_keyed_by_its_tick() {
     assert_eq!(tick, 1_796_349_600_000);
     assert_eq!(
         request,
-        TriggerRequest {
+        Trigger {
             workflow: "nightly-etl".into(),
             input: json!({}),
             idempotency_key: Some("schedule:2026-12-04T02:00:00Z".into()),
             scheduled_time: Some(u64::try_from(tick).expect("after 1970")),
+            event: None,
         }
     );
 }
@@ -313,11 +314,12 @@ fn an_eventbridge_event_asking_for_a_run_is_keyed_by_its_id() {
     let event = fixture_json("eventbridge-event.json");
     assert_eq!(
         parse(&event).expect("a run request"),
-        TriggerRequest {
+        Trigger {
             workflow: "order-sync".into(),
             input: json!({"store": "eu-7", "since": "2026-12-04T09:00:00Z", "full": false}),
             idempotency_key: Some("event:6f2d8c41-a9e3-7b50-1c4d-e83f09a2b765".into()),
             scheduled_time: None,
+            event: None,
         }
     );
     assert_eq!(
@@ -327,10 +329,12 @@ fn an_eventbridge_event_asking_for_a_run_is_keyed_by_its_id() {
 }
 
 #[test]
-fn a_wrapped_eventbridge_event_is_the_runs_input() {
+fn a_wrapped_eventbridge_event_is_kept_for_the_workflows_triggers() {
     let wrapped = fixture_json("eventbridge-wrapped.json");
     let request = parse(&wrapped).expect("a wrapped event");
     assert_eq!(request.workflow, "order-sync");
+    assert_eq!(request.event.as_ref(), Some(&wrapped["event"]));
+    // Until the definition's input template applies, the event stands as the input.
     assert_eq!(request.input, wrapped["event"]);
     assert_eq!(request.input["detail"]["object"]["size"], json!(48213));
     assert_eq!(
@@ -341,24 +345,97 @@ fn a_wrapped_eventbridge_event_is_the_runs_input() {
 }
 
 #[test]
+fn a_wrapped_event_without_an_id_is_refused() {
+    let mut wrapped = fixture_json("eventbridge-wrapped.json");
+    wrapped["event"]
+        .as_object_mut()
+        .expect("an event")
+        .remove("id");
+    let text = bad_request(&wrapped);
+    assert!(
+        text.starts_with("a wrapped EventBridge event for workflow \"order-sync\": the event has no text field `id`"),
+        "{text}"
+    );
+}
+
+/// The stored definition the wrapped fixture's rule was made for: two event triggers.
+fn order_sync() -> aloft_core::Definition {
+    aloft_core::source::load_str("order-sync.yaml", &fixture("order-sync.yaml"))
+        .unwrap_or_else(|e| panic!("order-sync.yaml is invalid: {e}"))
+}
+
+#[test]
+fn a_wrapped_event_takes_its_input_from_the_first_matching_trigger() {
+    let wrapped = fixture_json("eventbridge-wrapped.json");
+    let input = event_input(&order_sync(), &wrapped["event"]).expect("a matching trigger");
+    assert_eq!(
+        input,
+        json!({
+            "bucket": "shop-order-drops",
+            "key": "eu-7/orders-2026-12-04T0941.csv",
+            "size": 48213,
+            "event_id": "b1e07a5d-4c38-92f6-d0a1-57c2e8f4b913",
+            "etag": null,
+            "full": false
+        })
+    );
+}
+
+#[test]
+fn a_trigger_without_a_template_takes_the_whole_event() {
+    let mut event = fixture_json("eventbridge-wrapped.json")["event"].clone();
+    event["detail"]["object"]["key"] = json!("eu-7/manual/resync.json");
+    let input = event_input(&order_sync(), &event).expect("the second trigger");
+    assert_eq!(input, event);
+}
+
+#[test]
+fn a_wrapped_event_no_trigger_matches_is_refused_naming_workflow_and_event() {
+    let mut event = fixture_json("eventbridge-wrapped.json")["event"].clone();
+    event["detail"]["bucket"]["name"] = json!("someone-elses-bucket");
+    let error = event_input(&order_sync(), &event).expect_err("no trigger matches");
+    let TriggerError::BadRequest(text) = error else {
+        panic!("a bad request, not {error:?}");
+    };
+    assert_eq!(
+        text,
+        "event \"b1e07a5d-4c38-92f6-d0a1-57c2e8f4b913\" matches no event trigger pattern of \
+         workflow \"order-sync\" (2 checked): the EventBridge rule and the stored definition \
+         are out of step; put the workflow again, or fix the rule's pattern"
+    );
+
+    let mut without = order_sync();
+    without.events.clear();
+    let error = event_input(&without, &event).expect_err("no triggers at all");
+    assert!(
+        error
+            .to_string()
+            .starts_with("workflow \"order-sync\" has no event triggers"),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_direct_request_is_taken_as_given() {
     assert_eq!(
         parse(&fixture_json("direct-request.json")).expect("a request"),
-        TriggerRequest {
+        Trigger {
             workflow: "order-sync".into(),
             input: json!({"store": "eu-7", "since": "2026-12-03T00:00:00Z", "full": true}),
             idempotency_key: Some("backfill-eu-7-2026-12-03".into()),
             scheduled_time: None,
+            event: None,
         }
     );
     // Without a key or an input: no key (the function keys it by request id), input {}.
     assert_eq!(
         parse(&json!({"workflow": "order-sync", "idempotency_key": null})).expect("a request"),
-        TriggerRequest {
+        Trigger {
             workflow: "order-sync".into(),
             input: json!({}),
             idempotency_key: None,
             scheduled_time: None,
+            event: None,
         }
     );
 }

@@ -1,10 +1,11 @@
 //! aloft-core: the pure model of aloft. Workflow definitions and their validation, the
-//! planner's decisions, retry policy, schedule expressions and the state model. No I/O,
-//! no clock, no AWS.
+//! planner's decisions, retry policy, schedule expressions, event patterns and the state
+//! model. No I/O, no clock, no AWS.
 
 pub mod canonical;
 pub mod definition;
 pub mod duration;
+pub mod events;
 pub mod graph;
 pub mod retry;
 pub mod rules;

@@ -7,7 +7,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 
-use crate::definition::{Definition, RetrySpec, RunSpec, Schedule, Task};
+use crate::definition::{Definition, EventTrigger, RetrySpec, RunSpec, Schedule, Task};
+use crate::events::{self, EventPattern};
 use crate::schedule;
 
 /// One step of a [`FieldPath`]: a map key or a sequence index.
@@ -47,6 +48,12 @@ impl FieldPath {
     /// This path extended by a sequence index.
     pub fn index(mut self, index: usize) -> Self {
         self.0.push(Segment::Index(index));
+        self
+    }
+
+    /// This path extended by another, relative to it.
+    pub fn join(mut self, rest: &FieldPath) -> Self {
+        self.0.extend(rest.0.iter().cloned());
         self
     }
 
@@ -160,6 +167,9 @@ impl Checks {
         if let Some(schedule) = &definition.schedule {
             self.schedule(schedule);
         }
+        for (index, trigger) in definition.events.iter().enumerate() {
+            self.event_trigger(index, trigger);
+        }
         for (pool, capacity) in &definition.pools {
             if *capacity == 0 {
                 let message = format!(
@@ -212,6 +222,17 @@ impl Checks {
             && let Err(error) = parsed.check_fires_in(&zone, zone_name)
         {
             self.at_reading(expression_path, zone_path, error.to_string());
+        }
+    }
+
+    /// The pattern compiles, and every path of the input template is well formed.
+    fn event_trigger(&mut self, index: usize, trigger: &EventTrigger) {
+        let at = FieldPath::field("events").index(index);
+        if let Err(error) = EventPattern::compile(&trigger.pattern) {
+            self.at(at.clone().key("pattern").join(&error.path), error.message);
+        }
+        for error in trigger.input.iter().flat_map(events::check_input) {
+            self.at(at.clone().key("input").join(&error.path), error.message);
         }
     }
 
