@@ -1,19 +1,20 @@
 //! `aloft run FILE` and `aloft resume RUN`.
 
-use crate::out::errln;
+use crate::out::{errln, outln};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use clap::Args;
-use serde_json::Value;
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
 use tokio::signal::unix::SignalKind;
 
 use aloft_core::RunStatus;
+use aloft_core::definition::Overlap;
 use aloft_core::source::load_path;
-use aloft_engine::StartRequest;
 use aloft_engine::ports::Store;
+use aloft_engine::{Admission, StartRequest, Started};
 use aloft_local::runner::claim_driver;
 use aloft_local::{Runner, SystemClock};
 
@@ -32,11 +33,41 @@ pub struct RunArgs {
     /// once it has settled, the key cannot start another.
     #[arg(long)]
     idempotency_key: Option<String>,
+    /// Overlap policy of this start while other runs of the workflow are going [default:
+    /// the workflow's `schedule.overlap`, or allow for a workflow without a schedule].
+    #[arg(long, value_enum)]
+    overlap: Option<OverlapArg>,
     /// Print the finished run as JSON on stdout.
     #[arg(long, value_enum, default_value_t)]
     output: Output,
     #[command(flatten)]
     db: DbArgs,
+}
+
+/// `--overlap`, spelled as in workflow files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OverlapArg {
+    /// Start no run while one is queued or running.
+    Skip,
+    /// Start anyway.
+    Allow,
+    /// Wait, queued, until the runs going have settled; at most one run waits.
+    #[value(name = "buffer_one")]
+    BufferOne,
+    /// Cancel the runs going, then start.
+    #[value(name = "cancel_running")]
+    CancelRunning,
+}
+
+impl From<OverlapArg> for Overlap {
+    fn from(arg: OverlapArg) -> Self {
+        match arg {
+            OverlapArg::Skip => Overlap::Skip,
+            OverlapArg::Allow => Overlap::Allow,
+            OverlapArg::BufferOne => Overlap::BufferOne,
+            OverlapArg::CancelRunning => Overlap::CancelRunning,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -70,10 +101,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         scheduled_time: None,
         workdir: Some(workdir.display().to_string()),
     };
+    let workflow = request.definition.name.clone();
     let started = runner
-        .start(request)
+        .start_with(request, args.overlap.map(Overlap::from))
         .await
         .context("cannot start the run")?;
+    if let Some(code) = admitted(&workflow, &started, args.output) {
+        return Ok(code);
+    }
     let run_id = started.run_id;
     progress.follow(&run_id);
     if let Some(pid) = claim_driver(runner.db(), &run_id)? {
@@ -87,6 +122,35 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         runner.recover(&run_id).await?;
     }
     drive(&mut runner, &run_id, &mut progress, args.output).await
+}
+
+/// Say what the overlap policy did with the start; an exit code when no run was made.
+fn admitted(workflow: &str, started: &Started, output: Output) -> Option<ExitCode> {
+    match &started.admission {
+        Admission::Skipped { active } => {
+            errln!(
+                "skipped: run(s) {} of workflow {workflow} are going and its overlap policy \
+                 holds this start back; `--overlap allow` starts one anyway",
+                active.join(", ")
+            );
+            if output == Output::Json {
+                let skipped = json!({"status": "skipped", "workflow": workflow, "active": active});
+                outln!("{skipped}");
+            }
+            return Some(ExitCode::SUCCESS);
+        }
+        Admission::Buffered { behind } if started.created => errln!(
+            "run {} waits until run(s) {} of workflow {workflow} settle (overlap buffer_one)",
+            started.run_id,
+            behind.join(", ")
+        ),
+        Admission::Replaced { cancelled } => errln!(
+            "cancelled run(s) {} of workflow {workflow} (overlap cancel_running)",
+            cancelled.join(", ")
+        ),
+        _ => {}
+    }
+    None
 }
 
 /// Pick up a run where its runner stopped.
@@ -223,7 +287,7 @@ pub(crate) fn parse_input(text: &str) -> anyhow::Result<Value> {
 }
 
 /// The absolute folder holding a file: command tasks run there.
-fn folder_of(file: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn folder_of(file: &Path) -> anyhow::Result<PathBuf> {
     let absolute = std::fs::canonicalize(file)
         .with_context(|| format!("cannot resolve {}", file.display()))?;
     Ok(absolute

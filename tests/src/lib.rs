@@ -25,7 +25,7 @@ pub const GUARD: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(5);
 
 /// Subcommands that open the database and so take `--db`.
-const DB_COMMANDS: [&str; 4] = ["run", "resume", "runs", "logs"];
+const DB_COMMANDS: [&str; 6] = ["run", "resume", "runs", "logs", "serve", "backfill"];
 
 /// The folder of the workspace's built binaries: `target/debug`, the parent of the
 /// folder holding this test executable (`target/debug/deps`).

@@ -11,6 +11,7 @@ mod engine;
 mod input;
 pub mod lambda;
 pub mod message;
+pub mod overlap;
 mod plan;
 mod poison;
 pub mod ports;
@@ -21,5 +22,6 @@ mod trigger;
 
 pub use engine::{Config, Engine, EngineError, INPUT_LIMIT, OUTPUT_LIMIT};
 pub use message::{Message, Outcome, Outgoing, QueueName, TaskKey};
+pub use overlap::Admission;
 pub use poison::UNDELIVERABLE;
 pub use trigger::{StartRequest, Started};

@@ -87,6 +87,11 @@ pub struct TaskChange {
     pub output: Option<String>,
     /// Failure.
     pub failure: Option<Failure>,
+    /// The task is a sink (no task depends on it): settling it counts down the run's
+    /// `unsettled`. A run is done when all its sinks have settled, since a task settles
+    /// only after all its upstreams have. So settling any other task successfully
+    /// touches no run counter, and needs no transaction.
+    pub sink: bool,
 }
 
 /// What a conditional task change did.
@@ -94,10 +99,9 @@ pub struct TaskChange {
 pub struct Applied {
     /// False when the condition did not hold: nothing changed.
     pub applied: bool,
-    /// The run's counters after the change (top-level tasks unsettled and failed).
-    pub run_unsettled: u32,
-    /// The run's failed top-level tasks after the change.
-    pub run_failed: u32,
+    /// The run's counters after a change that touched them (a sink settled, or a
+    /// top-level task failed): its unsettled sinks and its failed tasks.
+    pub run_counters: Option<(u32, u32)>,
     /// For an item that settled: its parent's counters after the change.
     pub parent: Option<ItemCounts>,
 }
@@ -236,6 +240,66 @@ pub trait Store: Send + Sync {
         timer: &str,
         at: u64,
     ) -> impl Future<Output = PortResult<bool>> + Send;
+
+    /// Record that the upstreams `settled` (indexes of tasks in the run's workflow) of
+    /// `task` have settled, and return how many distinct upstreams of `task` have been
+    /// recorded so far; recording one twice counts it once. `None` when the store keeps
+    /// no such record, and the engine reads the upstreams to know.
+    ///
+    /// A task with many upstreams is then read, with its upstreams, once they have all
+    /// settled, rather than on every settle of one of them.
+    fn note_settled_upstreams(
+        &self,
+        run_id: &str,
+        task: &str,
+        settled: &[usize],
+    ) -> impl Future<Output = PortResult<Option<usize>>> + Send {
+        let _ = (run_id, task, settled);
+        std::future::ready(Ok(None))
+    }
+
+    /// The runs of `workflow` that have not settled (queued or running), oldest first,
+    /// for the overlap policies. `None` from a backend that cannot list them: it then
+    /// applies no overlap policy (every start is allowed), and the engine logs so.
+    fn active_runs(
+        &self,
+        workflow: &str,
+    ) -> impl Future<Output = PortResult<Option<Vec<RunRecord>>>> + Send {
+        let _ = workflow;
+        std::future::ready(Ok(None))
+    }
+
+    /// The holders of the unexpired leases of `scope`.
+    fn holders(&self, scope: &str) -> impl Future<Output = PortResult<Vec<String>>> + Send {
+        std::future::ready(Err(PortError::terminal(format!(
+            "this backend cannot list the holders of slot scope {scope}"
+        ))))
+    }
+
+    /// The last schedule tick a scheduler on this store decided for `workflow` (fired,
+    /// skipped or passed over), ms since the epoch; `None` before the first.
+    fn last_tick(&self, workflow: &str) -> impl Future<Output = PortResult<Option<u64>>> + Send {
+        std::future::ready(Err(no_ticks(workflow)))
+    }
+
+    /// Record that every tick of `workflow` up to `tick` is decided. The record only
+    /// moves forward: an older `tick` leaves it as it is.
+    fn record_tick(
+        &self,
+        workflow: &str,
+        tick: u64,
+    ) -> impl Future<Output = PortResult<()>> + Send {
+        let _ = tick;
+        std::future::ready(Err(no_ticks(workflow)))
+    }
+}
+
+/// What a store without schedule tick records answers.
+fn no_ticks(workflow: &str) -> PortError {
+    PortError::terminal(format!(
+        "this backend keeps no schedule ticks (workflow {workflow}): the cloud's scheduler \
+         fires its schedules"
+    ))
 }
 
 /// The three queues.

@@ -8,6 +8,7 @@ use aloft_core::{Definition, RunStatus};
 
 use crate::engine::{Engine, EngineError};
 use crate::message::{Message, Outgoing, TaskKey};
+use crate::overlap::Admission;
 use crate::ports::{Clock, Created, Events, Invoker, Queue, Store};
 use crate::record::{RunRecord, TaskRecord};
 
@@ -31,13 +32,26 @@ pub struct StartRequest {
 pub struct Started {
     /// The run's id.
     pub run_id: String,
-    /// False when an existing run with the same key and input was returned.
+    /// False when an existing run with the same key and input was returned, or when
+    /// no run was created (see `admission`).
     pub created: bool,
+    /// How the workflow's overlap policy admitted the start. For a skipped start,
+    /// `run_id` names the first run it was skipped for.
+    pub admission: Admission,
 }
 
 impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> {
-    /// Create a run, unless the idempotency key already names one; then plan it.
+    /// Create a run, unless the idempotency key already names one, or the workflow's
+    /// overlap policy holds it back (see [`crate::overlap`]); then plan it.
     pub async fn trigger(&self, request: StartRequest) -> Result<Started, EngineError> {
+        self.trigger_with_overlap(request, None).await
+    }
+
+    /// Store the request's definition and build its run and tasks (nothing is created).
+    pub(crate) async fn new_run(
+        &self,
+        request: StartRequest,
+    ) -> Result<(RunRecord, Vec<TaskRecord>), EngineError> {
         let now = self.clock.now();
         let definition_json = serde_json::to_value(&request.definition).map_err(|e| {
             EngineError::BadDefinition(request.definition.name.clone(), e.to_string())
@@ -51,9 +65,8 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             )
             .await?;
 
-        let run_id = new_run_id(now, self.clock.random());
         let run = RunRecord {
-            id: run_id.clone(),
+            id: new_run_id(now, self.clock.random()),
             workflow: request.definition.name.clone(),
             version,
             status: RunStatus::Queued,
@@ -64,7 +77,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             ended_at: None,
             deadline_at: None,
             sla_missed: false,
-            unsettled: u32::try_from(request.definition.tasks.len()).unwrap_or(u32::MAX),
+            unsettled: crate::record::sinks(&request.definition),
             failed: 0,
             scheduled_time: request.scheduled_time.unwrap_or(now),
             workdir: request.workdir,
@@ -75,18 +88,30 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             .keys()
             .map(|name| TaskRecord::waiting(TaskKey::task(name)))
             .collect();
+        Ok((run, tasks))
+    }
 
+    /// Create the run unless its key names one already, and ask for its planning when
+    /// `plan` (a `buffer_one` run waits without).
+    pub(crate) async fn insert(
+        &self,
+        run: RunRecord,
+        tasks: Vec<TaskRecord>,
+        admission: Admission,
+        plan: bool,
+    ) -> Result<Started, EngineError> {
         match self.store.create_run(&run, &tasks).await? {
             Created::New => {
                 info!(workflow = %run.workflow, run_id = %run.id, "run created");
-                let plan = Message::Plan {
-                    run_id: run_id.clone(),
-                    settled: Vec::new(),
-                };
-                self.queue.send(vec![Outgoing::now(plan)]).await?;
+                if plan {
+                    self.queue
+                        .send(vec![Outgoing::now(plan_of(&run.id))])
+                        .await?;
+                }
                 Ok(Started {
-                    run_id,
+                    run_id: run.id,
                     created: true,
+                    admission,
                 })
             }
             Created::Existing {
@@ -94,19 +119,25 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 input,
                 status,
             } => {
-                let started = existing_run(&run, run_id, &input, status)?;
-                if status == RunStatus::Queued {
+                let mut started = existing_run(&run, run_id, &input, status)?;
+                if status == RunStatus::Queued && plan {
                     // Its creator may have stopped before asking for planning; planning
                     // twice is harmless, never planning leaves the run queued forever.
-                    let plan = Message::Plan {
-                        run_id: started.run_id.clone(),
-                        settled: Vec::new(),
-                    };
-                    self.queue.send(vec![Outgoing::now(plan)]).await?;
+                    self.queue
+                        .send(vec![Outgoing::now(plan_of(&started.run_id))])
+                        .await?;
                 }
+                started.admission = admission;
                 Ok(started)
             }
         }
+    }
+}
+
+fn plan_of(run_id: &str) -> Message {
+    Message::Plan {
+        run_id: run_id.to_owned(),
+        settled: Vec::new(),
     }
 }
 
@@ -137,6 +168,7 @@ fn existing_run(
     Ok(Started {
         run_id,
         created: false,
+        admission: Admission::Started,
     })
 }
 

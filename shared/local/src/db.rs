@@ -95,6 +95,11 @@ CREATE TABLE IF NOT EXISTS parked (
 );
 CREATE INDEX IF NOT EXISTS parked_by_scope ON parked (scope, id);
 CREATE UNIQUE INDEX IF NOT EXISTS parked_once ON parked (scope, body);
+CREATE INDEX IF NOT EXISTS runs_going ON runs (workflow, status);
+CREATE TABLE IF NOT EXISTS schedule_ticks (
+    workflow TEXT PRIMARY KEY,
+    last_tick INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS timers (
     run_id TEXT NOT NULL,
     timer TEXT NOT NULL,

@@ -2,6 +2,7 @@
 //! command tasks run as local processes; lambda tasks go through the Lambda Invoke API.
 //! The same engine as on AWS drives it, one process per run.
 
+pub mod backfill;
 pub mod clock;
 pub mod db;
 pub mod files;
@@ -10,8 +11,9 @@ pub mod lambda;
 pub mod process;
 pub mod query;
 pub mod runner;
+pub mod serve;
 mod store;
 
-pub use clock::{ManualClock, SystemClock};
+pub use clock::{ManualClock, SystemClock, TokioClock};
 pub use db::Sqlite;
 pub use runner::{DeferredInvoker, Runner, StepReport};

@@ -14,9 +14,10 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tracing::{error, warn};
 
 use aloft_core::RunStatus;
-use aloft_core::definition::RunSpec;
+use aloft_core::definition::{Overlap, RunSpec};
 use aloft_core::workflow::TaskPlan;
 use aloft_engine::message::{Message, Outgoing};
+use aloft_engine::overlap::buffer_scope;
 use aloft_engine::ports::{Clock, Invoker, Job, Queue, Store};
 use aloft_engine::record::{RunRecord, TaskRecord};
 use aloft_engine::{Config, Engine, EngineError, StartRequest, Started};
@@ -116,10 +117,21 @@ impl<I: DeferredInvoker> Runner<I> {
         &self.engine
     }
 
-    /// Create a run (or find the one its idempotency key names).
+    /// Create a run (or find the one its idempotency key names), under the workflow's
+    /// overlap policy.
     pub async fn start(&self, request: StartRequest) -> Result<Started, EngineError> {
+        self.start_with(request, None).await
+    }
+
+    /// [`Self::start`] under the overlap policy `overlap` (`None`: the workflow's). The
+    /// policy's look at the runs going and the start are one transaction.
+    pub async fn start_with(
+        &self,
+        request: StartRequest,
+        overlap: Option<Overlap>,
+    ) -> Result<Started, EngineError> {
         self.db().begin()?;
-        match self.engine.trigger(request).await {
+        match self.engine.trigger_with_overlap(request, overlap).await {
             Ok(started) => {
                 self.db().commit()?;
                 Ok(started)
@@ -129,6 +141,49 @@ impl<I: DeferredInvoker> Runner<I> {
                 Err(error)
             }
         }
+    }
+
+    /// Start the workflow's waiting `buffer_one` run if every run before it has settled;
+    /// its id when it was released.
+    pub async fn wake_buffered(&self, workflow: &str) -> Result<Option<String>, EngineError> {
+        self.db().begin()?;
+        match self.engine.wake_buffered(workflow).await {
+            Ok(woken) => {
+                self.db().commit()?;
+                Ok(woken)
+            }
+            Err(error) => {
+                self.db().rollback();
+                Err(error)
+            }
+        }
+    }
+
+    /// After a run settled, or while one waits: release the waiting run of its
+    /// workflow if it may go now. A failure is logged; the next look tries again.
+    async fn wake_after(&self, workflow: &str) {
+        if let Err(error) = self.wake_buffered(workflow).await {
+            warn!(workflow, %error, "waiting run not released, will look again");
+        }
+    }
+
+    /// Stop being the driver of a run (it settled, or this process stops).
+    pub fn let_go(&self, run_id: &str) -> Result<(), EngineError> {
+        release_driver(self.db(), run_id)
+    }
+
+    /// Wait until the clock reads `until` (at most), or an attempt finishes.
+    pub async fn wait_until(&mut self, until: u64) -> Result<(), EngineError> {
+        let wait = until.saturating_sub(self.engine.clock().now());
+        tokio::select! {
+            finished = self.completions.recv() => {
+                if let Some(message) = finished {
+                    self.enqueue(vec![Outgoing::now(message)]).await?;
+                }
+            }
+            () = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+        }
+        Ok(())
     }
 
     /// Drive a run until it settles, calling `progress` after every step that did work.
@@ -143,6 +198,12 @@ impl<I: DeferredInvoker> Runner<I> {
             if now.saturating_sub(last_beat) >= DRIVER_BEAT_MS {
                 heartbeat(self.db(), run_id, now)?;
                 last_beat = now;
+                if let Some(run) = self.engine.store().run(run_id).await?
+                    && run.status == RunStatus::Queued
+                {
+                    // A `buffer_one` run whose predecessors' drivers are gone.
+                    self.wake_after(&run.workflow).await;
+                }
             }
             let report = self.step(run_id).await?;
             if report.handled > 0 {
@@ -152,6 +213,7 @@ impl<I: DeferredInvoker> Runner<I> {
             match run {
                 Some(run) if run.status.is_settled() => {
                     release_driver(self.db(), run_id)?;
+                    self.wake_after(&run.workflow).await;
                     return Ok(run);
                 }
                 None => {
@@ -314,7 +376,15 @@ impl Runner<LocalInvoker> {
                 finished.extend(self.recover_attempt(&run, plan, &task));
             }
         }
-        self.enqueue_recovered(run_id, finished).await?;
+        // A `buffer_one` run waiting for its turn is not planned: it would start at once.
+        let waiting = run.status == RunStatus::Queued
+            && self
+                .engine
+                .store()
+                .holders(&buffer_scope(&run.workflow))
+                .await?
+                .contains(&run.id);
+        self.enqueue_recovered(run_id, finished, !waiting).await?;
         Ok(Some(run))
     }
 }
@@ -368,14 +438,20 @@ impl Runner<LocalInvoker> {
         &self,
         run_id: &str,
         finished: Vec<Message>,
+        plan: bool,
     ) -> Result<(), EngineError> {
-        let plan = Message::Plan {
-            run_id: run_id.to_owned(),
-            settled: Vec::new(),
-        };
+        let plan: Vec<Outgoing> = plan
+            .then(|| {
+                Outgoing::now(Message::Plan {
+                    run_id: run_id.to_owned(),
+                    settled: Vec::new(),
+                })
+            })
+            .into_iter()
+            .collect();
         self.db().begin()?;
         let sent = match self.db().send_ahead(finished) {
-            Ok(()) => self.db().send(vec![Outgoing::now(plan)]).await,
+            Ok(()) => self.db().send(plan).await,
             Err(error) => Err(error),
         };
         match sent {

@@ -289,8 +289,7 @@ impl Store for Sqlite {
         if !change.to.is_settled() {
             return Ok(Applied {
                 applied,
-                run_unsettled: 0,
-                run_failed: 0,
+                run_counters: None,
                 parent: None,
             });
         }
@@ -434,6 +433,57 @@ impl Store for Sqlite {
             })
             .collect()
     }
+
+    async fn active_runs(&self, workflow: &str) -> PortResult<Option<Vec<RunRecord>>> {
+        let conn = self.conn();
+        let mut select = conn
+            .prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE workflow = ?1 \
+                 AND status IN ('queued', 'running') ORDER BY created_at, id"
+            ))
+            .map_err(port_error)?;
+        let rows = select
+            .query_map([workflow], run_from_row)
+            .map_err(port_error)?;
+        let runs = rows.collect::<Result<Vec<_>, _>>().map_err(port_error)?;
+        Ok(Some(runs))
+    }
+
+    async fn holders(&self, scope: &str) -> PortResult<Vec<String>> {
+        let now = self.clock().now();
+        let conn = self.conn();
+        let mut select = conn
+            .prepare_cached(
+                "SELECT holder FROM leases WHERE scope = ?1 AND expires_at > ?2 ORDER BY holder",
+            )
+            .map_err(port_error)?;
+        let rows = select
+            .query_map(params![scope, now], |r| r.get(0))
+            .map_err(port_error)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(port_error)
+    }
+
+    async fn last_tick(&self, workflow: &str) -> PortResult<Option<u64>> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT last_tick FROM schedule_ticks WHERE workflow = ?1",
+            [workflow],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(port_error)
+    }
+
+    async fn record_tick(&self, workflow: &str, tick: u64) -> PortResult<()> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO schedule_ticks (workflow, last_tick) VALUES (?1, ?2) \
+             ON CONFLICT (workflow) DO UPDATE SET last_tick = max(last_tick, excluded.last_tick)",
+            params![workflow, tick],
+        )
+        .map_err(port_error)?;
+        Ok(())
+    }
 }
 
 impl Queue for Sqlite {
@@ -515,7 +565,8 @@ fn record_attempt(
     Ok(())
 }
 
-/// The counters after a settling change: the parent's for an item, the run's otherwise.
+/// The counters after a settling change: the parent's for an item, the run's otherwise
+/// (its unsettled sinks and failed tasks).
 fn settle_counters(
     conn: &rusqlite::Connection,
     run_id: &str,
@@ -549,19 +600,23 @@ fn settle_counters(
             .map_err(port_error)?;
     }
     let sql = if applied && change.key.item.is_none() {
-        "UPDATE runs SET unsettled = unsettled - 1, failed = failed + ?2 WHERE id = ?1 \
+        "UPDATE runs SET unsettled = unsettled - ?3, failed = failed + ?2 WHERE id = ?1 \
          RETURNING unsettled, failed"
     } else {
-        "SELECT unsettled, failed + 0 * ?2 FROM runs WHERE id = ?1"
+        "SELECT unsettled, failed + 0 * ?2 + 0 * ?3 FROM runs WHERE id = ?1"
     };
-    let (run_unsettled, run_failed) = conn
+    let sink = i64::from(change.sink);
+    let counters = conn
         .prepare_cached(sql)
-        .and_then(|mut s| s.query_row(params![run_id, failed], |r| Ok((r.get(0)?, r.get(1)?))))
+        .and_then(|mut s| {
+            s.query_row(params![run_id, failed, sink], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+        })
         .map_err(port_error)?;
     Ok(Applied {
         applied,
-        run_unsettled,
-        run_failed,
+        run_counters: Some(counters),
         parent,
     })
 }

@@ -18,6 +18,7 @@
 
 mod cron;
 mod error;
+pub mod ticks;
 
 pub use error::{Field, ScheduleError};
 
