@@ -85,14 +85,23 @@ def create_table(dynamodb, name):
             KeySchema=key_schema,
             AttributeDefinitions=[
                 {"AttributeName": attribute, "AttributeType": "S"}
-                for attribute in ("pk", "sk", "gsi1pk", "gsi1sk")
+                for attribute in ("pk", "sk", "gsi1pk", "gsi1sk", "active_pk", "active_sk")
             ],
             GlobalSecondaryIndexes=[
                 {
                     "IndexName": GSI,
                     "KeySchema": gsi_key_schema,
                     "Projection": {"ProjectionType": "ALL"},
-                }
+                },
+                {
+                    # Sparse: only runs not yet settled carry its keys.
+                    "IndexName": "active",
+                    "KeySchema": [
+                        {"AttributeName": "active_pk", "KeyType": "HASH"},
+                        {"AttributeName": "active_sk", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                },
             ],
             BillingMode="PAY_PER_REQUEST",
         )

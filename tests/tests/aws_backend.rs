@@ -29,13 +29,23 @@ use aloft_engine::ports::{
     Store, TaskChange,
 };
 use aloft_engine::record::{RunRecord, TaskRecord};
-use aloft_engine::{Config, Engine, StartRequest};
+use aloft_engine::{Admission, Engine, StartRequest};
 use aloft_tests::aws::{LocalAws, Resources};
 
 /// Longest wait for a run to settle. A guard against a hang, never a measurement.
 const GUARD: Duration = Duration::from_secs(180);
 
 async fn backend(stack: &LocalAws, resources: &Resources, extra: &[(&str, &str)]) -> Backend {
+    counted_backend(stack, resources, extra, CallCounter::new()).await
+}
+
+/// A backend whose requests `counter` counts.
+async fn counted_backend(
+    stack: &LocalAws,
+    resources: &Resources,
+    extra: &[(&str, &str)],
+    counter: CallCounter,
+) -> Backend {
     let mut vars = resources.vars.clone();
     for (name, value) in extra {
         vars.insert((*name).to_owned(), (*value).to_owned());
@@ -49,7 +59,7 @@ async fn backend(stack: &LocalAws, resources: &Resources, extra: &[(&str, &str)]
         ))
         .load()
         .await;
-    Backend::from_config(settings, &config, Some(CallCounter::new()))
+    Backend::from_config(settings, &config, Some(counter))
 }
 
 fn definition(yaml: &str) -> aloft_core::Definition {
@@ -347,6 +357,15 @@ impl Store for DyingStore {
     async fn arm(&self, run_id: &str, timer: &str, at: u64) -> PortResult<bool> {
         self.write("arm", self.inner.arm(run_id, timer, at)).await
     }
+    async fn note_settled_upstreams(
+        &self,
+        run_id: &str,
+        task: &str,
+        settled: &[usize],
+    ) -> PortResult<Option<usize>> {
+        let noted = self.inner.note_settled_upstreams(run_id, task, settled);
+        self.write("note_settled_upstreams", noted).await
+    }
 }
 
 /// Queues whose sends fail once, before sending, like a handler that died just then;
@@ -403,8 +422,13 @@ tasks:
     run: {pass: {result: done}}
   left: {depends_on: [start], run: {pass: {result: left}}}
   right: {depends_on: [start], run: {pass: {result: right}}}
+  # Skipped while planning, and so is what follows: a planner that stops after the
+  # first skip must still get to the second.
+  gate: {depends_on: [start], trigger_rule: all_failed, run: {pass: {}}}
+  after_gate: {depends_on: [gate], run: {pass: {}}}
   join:
-    depends_on: [each, left, right]
+    depends_on: [each, left, right, after_gate]
+    trigger_rule: none_failed
     run: {pass: {result: {ok: true}}}
 ";
 
@@ -428,7 +452,7 @@ fn faulty_engine(
         },
         invoker,
         SystemClock,
-        Config::default(),
+        aloft_aws::engine_config(),
     )
     .with_events(aloft_aws::EventBridgeEvents::new(
         backend.eventbridge.clone(),
@@ -443,6 +467,13 @@ async fn assert_fan_settled_once(backend: &Backend, run: &RunRecord, what: &str)
         assert_eq!(
             state_of(&tasks, &TaskKey::task(name)),
             (TaskState::Succeeded, 1),
+            "{what}: task {name}"
+        );
+    }
+    for name in ["gate", "after_gate"] {
+        assert_eq!(
+            state_of(&tasks, &TaskKey::task(name)),
+            (TaskState::Skipped, 0),
             "{what}: task {name}"
         );
     }
@@ -509,6 +540,116 @@ async fn a_handler_dying_after_any_write_or_before_any_send_loses_nothing() {
         });
     }
     join_all(runs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wide_fan_in_reads_its_upstreams_once_they_have_all_settled() {
+    let stack = LocalAws::start();
+    let resources = stack.create("fanin", 5, 1);
+    let counter = CallCounter::new();
+    let backend = counted_backend(&stack, &resources, &[], counter.clone()).await;
+    let middle: Vec<String> = (0..40).map(|i| format!("m{i:02}")).collect();
+    let mut yaml = String::from("name: wide\ntasks:\n  root: {run: {pass: {}}}\n");
+    for name in &middle {
+        yaml.push_str(&format!(
+            "  {name}: {{depends_on: [root], run: {{pass: {{}}}}}}\n"
+        ));
+    }
+    yaml.push_str(&format!(
+        "  sink: {{depends_on: [{}], run: {{pass: {{result: done}}}}}}\n",
+        middle.join(", ")
+    ));
+    let run = run_to_end(&backend, &backend.engine(), &yaml, json!({})).await;
+
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let tasks = tasks(&backend.store(), &run.id).await;
+    assert_eq!(
+        state_of(&tasks, &TaskKey::task("sink")),
+        (TaskState::Succeeded, 1)
+    );
+    // Task records are read in batches: the first plan reads every task, the plan after
+    // `root` reads the middle tasks, and the sink is read with its 40 upstreams once,
+    // when the last of them has settled, not once per upstream (40 batches). A
+    // redelivery under a slow machine may add one.
+    let batches = counter
+        .snapshot()
+        .get(&("DynamoDB".to_owned(), "BatchGetItem".to_owned()))
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        (3..=4).contains(&batches),
+        "{batches} BatchGetItem requests for a 40-wide fan-in"
+    );
+}
+
+const BUFFERED: &str = "
+name: buffered
+schedule: {expression: rate(1 hour), overlap: buffer_one}
+tasks:
+  a: {run: {pass: {result: 1}}}
+  b: {depends_on: [a], run: {pass: {result: 2}}}
+";
+
+fn keyed(yaml: &str, key: &str) -> StartRequest {
+    StartRequest {
+        definition: definition(yaml),
+        input: json!({}),
+        idempotency_key: Some(key.to_owned()),
+        scheduled_time: None,
+        workdir: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlap_policies_hold_on_dynamodb() {
+    let stack = LocalAws::start();
+    let resources = stack.create("overlap", 5, 1);
+    let backend = backend(&stack, &resources, &[]).await;
+    let engine = backend.engine();
+
+    // buffer_one: the second start waits behind the first, a third is skipped.
+    let first = engine.trigger(keyed(BUFFERED, "t1")).await.expect("first");
+    assert_eq!(first.admission, Admission::Started);
+    let second = engine.trigger(keyed(BUFFERED, "t2")).await.expect("second");
+    assert_eq!(
+        second.admission,
+        Admission::Buffered {
+            behind: vec![first.run_id.clone()]
+        }
+    );
+    let third = engine.trigger(keyed(BUFFERED, "t3")).await.expect("third");
+    assert!(
+        matches!(&third.admission, Admission::Skipped { .. }),
+        "{:?}",
+        third.admission
+    );
+    assert!(!third.created);
+    // The same tick again is the run it made, not a skip.
+    let again = engine.trigger(keyed(BUFFERED, "t2")).await.expect("again");
+    assert_eq!(again.run_id, second.run_id);
+
+    // When the first settles, the waiting run goes on by itself and settles too.
+    let first_run = drive(&backend, &engine, &first.run_id).await;
+    assert_eq!(first_run.status, RunStatus::Succeeded);
+    let second_run = drive(&backend, &engine, &second.run_id).await;
+    assert_eq!(second_run.status, RunStatus::Succeeded);
+    assert!(
+        second_run.started_at >= first_run.ended_at,
+        "the waiting run started before the first settled"
+    );
+
+    // skip: nothing going, so a start runs; while it is going, another is skipped.
+    let skip = BUFFERED.replace("buffer_one", "skip");
+    let fourth = engine.trigger(keyed(&skip, "t4")).await.expect("fourth");
+    assert_eq!(fourth.admission, Admission::Started);
+    let fifth = engine.trigger(keyed(&skip, "t5")).await.expect("fifth");
+    assert_eq!(
+        fifth.admission,
+        Admission::Skipped {
+            active: vec![fourth.run_id.clone()]
+        }
+    );
+    drive(&backend, &engine, &fourth.run_id).await;
 }
 
 const SILENT: &str = "

@@ -146,6 +146,45 @@ struct Workload {
     /// Task attempts a successful run executes (`for_each` items count, their parent
     /// does not).
     tasks: u64,
+    /// Tasks are `command` tasks answered at once by [`Answering`], standing in for
+    /// Lambda functions whose destination sends each result to the complete queue;
+    /// otherwise they are `pass` tasks.
+    answered: bool,
+}
+
+/// Runs `command` tasks by sending their result, `null`, to the complete queue at
+/// once: what a Lambda function's destination does when the function returns. Its
+/// SendMessage is counted like aloft's own (the destination's delivery is billed as an
+/// SQS request); the Invoke request itself is the task's own cost, not orchestration,
+/// and the timeout check that every such attempt sends is counted in full, since each
+/// task's timeout is cut to 1 s and the bench waits for the checks to arrive.
+#[derive(Debug)]
+struct Answering;
+
+impl aloft_aws::LocalCommands for Answering {
+    fn start(
+        &self,
+        job: aloft_engine::ports::Job,
+        results: aloft_aws::SqsQueue,
+    ) -> futures::future::BoxFuture<'static, Result<(), aloft_engine::ports::StartError>> {
+        Box::pin(async move {
+            let done = aloft_engine::Message::Complete {
+                run_id: job.run_id,
+                key: job.key,
+                attempt: job.attempt,
+                outcome: aloft_engine::Outcome::Succeeded {
+                    output: Value::Null,
+                },
+                ended_at: None,
+            };
+            let sent = vec![aloft_engine::Outgoing::now(done)];
+            aloft_engine::ports::Queue::send(&results, sent)
+                .await
+                .map_err(aloft_engine::ports::StartError::Port)
+        })
+    }
+
+    fn cancel(&self, _run_id: &str, _key: &aloft_engine::TaskKey, _attempt: u32) {}
 }
 
 fn workspace_root() -> PathBuf {
@@ -159,23 +198,40 @@ fn load(name: &str, text: &str) -> Result<Definition, String> {
     aloft_core::source::load_str(name, text).map_err(|problems| format!("{problems}"))
 }
 
-/// An example's workflow with every task's `run` replaced by a `pass` that outputs null:
-/// the same names, dependencies, trigger rules, retries, timeouts, concurrency, deadline
-/// and tags.
-fn example_as_pass(root: &Path, folder: &str) -> Result<Definition, String> {
+/// An example's workflow as written.
+fn example(root: &Path, folder: &str) -> Result<Definition, String> {
     let path = root
         .join("statemachines/examples")
         .join(folder)
         .join("workflow.yaml");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut definition = load(&path.display().to_string(), &text)?;
+    load(&path.display().to_string(), &text)
+}
+
+/// An example's workflow with every task's `run` replaced by a `pass` that outputs null:
+/// the same names, dependencies, trigger rules, retries, timeouts, concurrency, deadline
+/// and tags.
+fn example_as_pass(root: &Path, folder: &str) -> Result<Definition, String> {
+    let mut definition = example(root, folder)?;
     for task in definition.tasks.values_mut() {
         task.run = RunSpec::Pass(PassSpec::default());
     }
     // Loaded again from its JSON, so that the changed definition passes validation too.
     let json = serde_json::to_string(&definition).map_err(|e| e.to_string())?;
     load(&format!("{folder} as pass tasks"), &json)
+}
+
+/// An example's workflow as it is, its tasks answered by [`Answering`], each with a
+/// timeout of 1 s so that the timeout checks arrive while the bench watches.
+fn example_answered(root: &Path, folder: &str) -> Result<Definition, String> {
+    let mut definition = example(root, folder)?;
+    definition.name = format!("{}-answered", definition.name);
+    for task in definition.tasks.values_mut() {
+        task.timeout = Some(aloft_core::Duration::from_millis(1000));
+    }
+    let json = serde_json::to_string(&definition).map_err(|e| e.to_string())?;
+    load(&format!("{folder} with answered tasks"), &json)
 }
 
 fn fan(n: usize) -> Result<Definition, String> {
@@ -211,7 +267,15 @@ fn for_each(n: usize) -> Result<Definition, String> {
 }
 
 fn workloads(root: &Path, wanted: &[String]) -> Result<Vec<Workload>, String> {
-    let all = ["etl", "fan-in", "cleanup", "fan1000", "foreach1000"];
+    let all = [
+        "etl",
+        "fan-in",
+        "cleanup",
+        "etl-lambda",
+        "fan-in-lambda",
+        "fan1000",
+        "foreach1000",
+    ];
     if let Some(unknown) = wanted.iter().find(|w| !all.contains(&w.as_str())) {
         return Err(format!(
             "unknown workload {unknown}; known: {}",
@@ -239,6 +303,16 @@ fn workloads(root: &Path, wanted: &[String]) -> Result<Vec<Workload>, String> {
                 example_as_pass(root, "cleanup")?,
                 4,
             ),
+            "etl-lambda" => (
+                "etl example, tasks answered as a Lambda destination would",
+                example_answered(root, "etl")?,
+                4,
+            ),
+            "fan-in-lambda" => (
+                "fan-in example, tasks answered as a Lambda destination would",
+                example_answered(root, "fan-in")?,
+                6,
+            ),
             "fan1000" => ("1 -> 998 -> 1 pass tasks", fan(998)?, 1000),
             _ => (
                 "1 pass task -> for_each over 1,000 items",
@@ -251,6 +325,7 @@ fn workloads(root: &Path, wanted: &[String]) -> Result<Vec<Workload>, String> {
             what,
             definition,
             tasks,
+            answered: name.ends_with("-lambda"),
         });
     }
     Ok(out)
@@ -944,8 +1019,12 @@ async fn measure(
     let counted = counted_backend(settings, shared, &counter, &inspector);
     // One engine per function, as in one warm container of each: each reads the
     // definition once.
-    let trigger = counted.engine();
-    let engines = [counted.engine(), counted.engine(), counted.engine()];
+    let engine = || match workload.answered {
+        true => counted.engine_with(Some(Arc::new(Answering))),
+        false => counted.engine(),
+    };
+    let trigger = engine();
+    let engines = [engine(), engine(), engine()];
 
     let clock = Instant::now();
     let request = aloft_aws::trigger::parse(&json!({
@@ -994,8 +1073,13 @@ async fn measure(
             }
         }
         // Once settled, the queues are drained of what is visible: the messages that
-        // arrive after the end (and find the run settled) are part of its cost too.
-        if settled.is_some() && received == 0 {
+        // arrive after the end (and find the run settled) are part of its cost too, and
+        // with answered tasks the bench also waits for the delayed timeout checks (on
+        // the complete queue; a deadline check on the plan queue may be hours away).
+        if settled.is_some()
+            && received == 0
+            && (!workload.answered || delayed_messages(&plain).await?[2] == 0)
+        {
             break;
         }
         if progress.elapsed() > Duration::from_secs(30) {
@@ -1037,23 +1121,7 @@ async fn measure(
         ));
     }
 
-    let mut delayed = [0; 3];
-    for (i, queue) in QUEUES.into_iter().enumerate() {
-        let url = plain.queue().url(queue).to_owned();
-        let attributes = plain
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-            .send()
-            .await
-            .map_err(|e| format!("GetQueueAttributes: {e}"))?;
-        delayed[i] = attributes
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessagesDelayed))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-    }
+    let delayed = delayed_messages(&plain).await?;
 
     let total = Sample::take(&counter, &inspector);
     let billing = inspector.snapshot();
@@ -1072,6 +1140,28 @@ async fn measure(
         largest: billing.largest,
         touched: billing.touched,
     })
+}
+
+/// Messages each queue holds with a delay that has not yet passed.
+async fn delayed_messages(backend: &Backend) -> Result<[u64; 3], String> {
+    let mut delayed = [0; 3];
+    for (i, queue) in QUEUES.into_iter().enumerate() {
+        let url = backend.queue().url(queue).to_owned();
+        let attributes = backend
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| format!("GetQueueAttributes: {e}"))?;
+        delayed[i] = attributes
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessagesDelayed))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+    }
+    Ok(delayed)
 }
 
 async fn calls(wanted: &[String]) -> Result<(), String> {

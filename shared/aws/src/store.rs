@@ -4,22 +4,26 @@
 //! |---|---|---|
 //! | definition version | `WF#<workflow>` | `V#<version>` (immutable) |
 //! | latest version pointer | `WF#<workflow>` | `LATEST` |
-//! | run | `RUN#<id>` | `RUN` (GSI `by_workflow`: `RUNS#<workflow>`, run id) |
+//! | run | `RUN#<id>` | `RUN` (GSI `by_workflow`: `RUNS#<workflow>`, run id; sparse GSI `active`, until it settles: `ACTIVE#<workflow>`, run id) |
 //! | task | `RUN#<id>` | `TASK#<task>` |
 //! | `for_each` item | `RUN#<id>` | `TASK#<task>#<index, 10 digits>` |
 //! | wake-up timer | `RUN#<id>` | `TIMER#<timer>#<at>` |
+//! | settled upstreams of a task (a string set of indexes) | `RUN#<id>` | `UP#<task>` |
 //! | run key | `KEY#<workflow>#<key>` | `KEY` |
 //! | concurrency scope | `LIMIT#<scope>` | `LIMIT` (holders with lease expiry) |
 //! | holder's scopes (kept until its TTL) | `HOLD#<holder>` | `HOLD` |
 //! | parked message | `PARK#<scope>` | `<parked at>#<body hash>` |
 //!
 //! Every task transition is one conditional UpdateItem on (state, attempt). A change
-//! that settles a task also moves its run's (or parent's) counters: the two writes go
-//! in one TransactWriteItems, so that no crash can leave a settled task uncounted.
+//! that settles a sink task, a failing task or a `for_each` item also moves its run's
+//! (or parent's) counters: the two writes go in one TransactWriteItems, so that no crash
+//! can leave a settled task uncounted. Any other task settles in one UpdateItem (see
+//! `TaskChange::sink`).
 //! A condition that does not hold is a normal answer (`applied: false`), not an error.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -61,6 +65,10 @@ const SCOPE_TRIES: u32 = 16;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Definition versions known to be stored (`<workflow> <version>`). Versions are
+    /// immutable, so a version seen once need not be written again: a conditional put
+    /// that finds the item there still costs its size in write units.
+    stored: Arc<Mutex<HashSet<String>>>,
 }
 
 /// The partition of a run.
@@ -206,7 +214,23 @@ impl DynamoStore {
         Self {
             client,
             table: table.to_owned(),
+            stored: Arc::default(),
         }
+    }
+
+    fn stored_versions(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // Only ever grows by whole entries: a poisoned lock still guards a sound set.
+        self.stored.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_stored(&self, workflow: &str, version: &str) -> bool {
+        self.stored_versions()
+            .contains(&format!("{workflow} {version}"))
+    }
+
+    fn mark_stored(&self, workflow: &str, version: &str) {
+        self.stored_versions()
+            .insert(format!("{workflow} {version}"));
     }
 
     /// The table name.
@@ -507,6 +531,10 @@ pub(crate) fn run_item(run: &RunRecord) -> Item {
     };
     put("gsi1pk", s(format!("RUNS#{}", run.workflow)));
     put("gsi1sk", s(&run.id));
+    if !run.status.is_settled() {
+        put("active_pk", s(format!("ACTIVE#{}", run.workflow)));
+        put("active_sk", s(&run.id));
+    }
     put("id", s(&run.id));
     put("workflow", s(&run.workflow));
     put("version", s(&run.version));
@@ -615,10 +643,14 @@ pub(crate) fn now_ms() -> u64 {
 
 impl Store for DynamoStore {
     async fn put_definition(&self, workflow: &str, version: &str, json: &str) -> PortResult<()> {
+        if self.is_stored(workflow, version) {
+            return Ok(());
+        }
         let mut item = key(workflow_pk(workflow), format!("V#{version}"));
         item.insert("json".into(), s(json));
         item.insert("stored_at".into(), n(now_ms()));
         self.put_new(item).await?;
+        self.mark_stored(workflow, version);
         Ok(())
     }
 
@@ -626,7 +658,11 @@ impl Store for DynamoStore {
         let item = self
             .get(workflow_pk(workflow), &format!("V#{version}"))
             .await?;
-        Ok(item.and_then(|i| get_s(&i, "json").map(str::to_owned)))
+        let json = item.and_then(|i| get_s(&i, "json").map(str::to_owned));
+        if json.is_some() {
+            self.mark_stored(workflow, version);
+        }
+        Ok(json)
     }
 
     async fn create_run(&self, run: &RunRecord, tasks: &[TaskRecord]) -> PortResult<Created> {
@@ -799,7 +835,10 @@ impl Store for DynamoStore {
         now: u64,
     ) -> PortResult<bool> {
         let mut expr = Expr::default();
-        expr.set("status", s(to.as_str())).set("ended_at", n(now));
+        expr.set("status", s(to.as_str()))
+            .set("ended_at", n(now))
+            .remove("active_pk")
+            .remove("active_sk");
         let condition = format!(
             "{} AND {}",
             expr.equals("status", s(from.as_str())),
@@ -865,16 +904,19 @@ impl Store for DynamoStore {
             expr.equals("attempt", n(change.attempt))
         );
         let task_key = key(run_pk(run_id), task_sk(&change.key));
-        if !change.to.is_settled() {
+        let failed = u32::from(change.to.is_failure());
+        let top_level = change.key.item.is_none();
+        let counted = change.sink || failed == 1;
+        if !change.to.is_settled() || top_level && !counted {
+            // Settling a task that is not a sink, successfully, changes no run counter
+            // (see `TaskChange::sink`): one conditional update, no transaction.
             let applied = self.update(task_key, expr, Some(condition)).await?;
             return Ok(Applied {
                 applied,
-                run_unsettled: 0,
-                run_failed: 0,
+                run_counters: None,
                 parent: None,
             });
         }
-        let failed = u32::from(change.to.is_failure());
         let mut counters = Expr::default();
         let counters_key = match change.key.item {
             Some(_) => {
@@ -884,7 +926,9 @@ impl Store for DynamoStore {
                 key(run_pk(run_id), task_sk(&TaskKey::task(&change.key.task)))
             }
             None => {
-                counters.add("unsettled", n(-1)).add("failed", n(failed));
+                counters
+                    .add("unsettled", n(-i64::from(change.sink)))
+                    .add("failed", n(failed));
                 key(run_pk(run_id), "RUN")
             }
         };
@@ -895,11 +939,13 @@ impl Store for DynamoStore {
             Some(_) => self.item_counts(run_id, &change.key.task).await?,
             None => None,
         };
-        let (run_unsettled, run_failed) = self.run_counters(run_id).await?;
+        let run_counters = match change.key.item {
+            Some(_) => None,
+            None => Some(self.run_counters(run_id).await?),
+        };
         Ok(Applied {
             applied,
-            run_unsettled,
-            run_failed,
+            run_counters,
             parent,
         })
     }
@@ -1062,6 +1108,94 @@ impl Store for DynamoStore {
             );
         }
         Ok(taken)
+    }
+
+    async fn note_settled_upstreams(
+        &self,
+        run_id: &str,
+        task: &str,
+        settled: &[usize],
+    ) -> PortResult<Option<usize>> {
+        if settled.is_empty() {
+            return Ok(None);
+        }
+        // A string set: adding a member twice keeps one, so a repeated plan message
+        // counts its upstream once.
+        let members = settled.iter().map(ToString::to_string).collect();
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(run_pk(run_id), format!("UP#{task}"))))
+            .update_expression("ADD #settled :settled")
+            .expression_attribute_names("#settled", "settled")
+            .expression_attribute_values(":settled", AttributeValue::Ss(members))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| dynamodb_error("UpdateItem", &e))?;
+        let count = updated
+            .attributes()
+            .and_then(|a| a.get("settled"))
+            .and_then(|v| v.as_ss().ok())
+            .map(Vec::len);
+        Ok(count)
+    }
+
+    async fn active_runs(&self, workflow: &str) -> PortResult<Option<Vec<RunRecord>>> {
+        // The sparse index holds only runs that have not settled. It is read eventually
+        // consistent (a global index cannot be read otherwise): two starts a few
+        // milliseconds apart may both find no run going.
+        let mut runs = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("active")
+                .key_condition_expression("active_pk = :pk")
+                .expression_attribute_values(":pk", s(format!("ACTIVE#{workflow}")))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| dynamodb_error("Query", &e))?;
+            for item in page.items() {
+                runs.push(run_from_item(item)?);
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        runs.retain(|r| !r.status.is_settled());
+        runs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(Some(runs))
+    }
+
+    async fn holders(&self, scope: &str) -> PortResult<Vec<String>> {
+        let now = now_ms();
+        let item = self.get(format!("LIMIT#{scope}"), "LIMIT").await?;
+        let mut holders: Vec<String> = item
+            .as_ref()
+            .and_then(|i| i.get("holders"))
+            .and_then(|h| h.as_m().ok())
+            .map(|holders| {
+                holders
+                    .iter()
+                    .filter(|(_, expiry)| {
+                        expiry
+                            .as_n()
+                            .ok()
+                            .and_then(|e| e.parse::<u64>().ok())
+                            .is_some_and(|e| e > now)
+                    })
+                    .map(|(holder, _)| holder.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        holders.sort();
+        Ok(holders)
     }
 
     async fn arm(&self, run_id: &str, timer: &str, at: u64) -> PortResult<bool> {

@@ -23,7 +23,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         outcome: Outcome,
         ended_at: Option<u64>,
     ) -> Result<(), EngineError> {
-        let Some(mut run) = self.store.run(run_id).await? else {
+        let Some(mut run) = self.run_record(run_id).await? else {
             return Ok(());
         };
         let mut result = match outcome {
@@ -35,7 +35,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             // have done first, at its own time, happens first.
             if let Some(deadline) = run.deadline_at.filter(|&d| d < ended) {
                 self.deadline_check(run_id, deadline).await?;
-                run = self.store.run(run_id).await?.unwrap_or(run);
+                run = self.run_record(run_id).await?.unwrap_or(run);
             }
             if let Some(limit) = self.overran(&run, key, attempt, ended).await? {
                 let message = format!("attempt ran past its timeout of {limit}");
@@ -81,7 +81,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         if record.state != TaskState::Running || record.attempt != attempt {
             return Ok(());
         }
-        let Some(run) = self.store.run(run_id).await? else {
+        let Some(run) = self.run_record(run_id).await? else {
             return Ok(());
         };
         let workflow = self.workflow(&run).await?;
@@ -165,6 +165,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             ended_at: Some(ended),
             output: None,
             failure: None,
+            sink: key.item.is_none() && task.downstream.is_empty(),
         };
         let retry = match &result {
             Ok(text) => {
@@ -189,7 +190,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             change.not_before = Some(now + delay.as_millis());
             change.ended_at = None;
         }
-        let applied = self.store.update_task(&run.id, &change).await?;
+        let applied = self.update_task(&run.id, &change).await?;
         if !applied.applied {
             return self.after_duplicate(run, key, attempt, applied).await;
         }
@@ -209,7 +210,6 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 attempt: attempt + 1,
             };
             return Ok(self
-                .queue
                 .send(vec![self.delayed(next, delay.as_millis())])
                 .await?);
         }
@@ -265,7 +265,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 attempt: record.attempt,
             };
             let delay = record.not_before.saturating_sub(self.clock.now());
-            return Ok(self.queue.send(vec![self.delayed(next, delay)]).await?);
+            return Ok(self.send(vec![self.delayed(next, delay)]).await?);
         }
         debug!(run_id = %run.id, task = %key, attempt, state = %record.state, "late result ignored");
         Ok(())
@@ -289,10 +289,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                     run_id: run.id.clone(),
                     settled: vec![key.task.clone()],
                 };
-                Ok(self
-                    .queue
-                    .send(vec![crate::message::Outgoing::now(plan)])
-                    .await?)
+                Ok(self.send(vec![crate::message::Outgoing::now(plan)]).await?)
             }
         }
     }
@@ -324,8 +321,13 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             ended_at: Some(self.clock.now()),
             output: None,
             failure,
+            sink: self
+                .workflow(run)
+                .await?
+                .task(task)
+                .is_some_and(|t| t.downstream.is_empty()),
         };
-        if self.store.update_task(&run.id, &change).await?.applied {
+        if self.update_task(&run.id, &change).await?.applied {
             info!(run_id = %run.id, task, state = %to, items = counts.total, "task settled");
             if let Some(failure) = &change.failure {
                 let key = TaskKey::task(task);
@@ -344,10 +346,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             run_id: run.id.clone(),
             settled: vec![task.to_owned()],
         };
-        Ok(self
-            .queue
-            .send(vec![crate::message::Outgoing::now(plan)])
-            .await?)
+        Ok(self.send(vec![crate::message::Outgoing::now(plan)]).await?)
     }
 }
 

@@ -31,8 +31,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             return Ok(());
         }
         let Some(run) = self
-            .store
-            .run(run_id)
+            .run_record(run_id)
             .await?
             .filter(|r| !r.status.is_settled())
         else {
@@ -105,9 +104,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 attempt: record.attempt,
                 due_at,
             };
-            self.queue
-                .send(vec![self.delayed(check, due_at - now)])
-                .await?;
+            self.send(vec![self.delayed(check, due_at - now)]).await?;
         }
         if let RunSpec::Pass(pass) = &task.run {
             // Nothing runs outside the store: ready to succeeded in one write.
@@ -127,8 +124,9 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             ended_at: None,
             output: None,
             failure: None,
+            sink: false,
         };
-        if !self.store.update_task(&run.id, &running).await?.applied {
+        if !self.update_task(&run.id, &running).await?.applied {
             debug!(run_id = %run.id, task = %key, "task already started");
             return self
                 .release_slots(&holder(&run.id, key, record.attempt))
@@ -191,8 +189,9 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             ended_at: None,
             output: None,
             failure: None,
+            sink: false,
         };
-        self.store.update_task(&run.id, &ready).await?;
+        self.update_task(&run.id, &ready).await?;
         self.release_slots(&holder(&run.id, key, attempt)).await
     }
 }

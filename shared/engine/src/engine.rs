@@ -1,6 +1,7 @@
 //! The engine: its configuration, message routing and the steps shared by handlers.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use tracing::{debug, warn};
@@ -9,7 +10,8 @@ use aloft_core::{Definition, RunStatus, TaskState, Workflow};
 
 use crate::message::{Message, Outgoing, TaskKey};
 use crate::ports::{
-    Clock, Events, Invoker, Lifecycle, LifecycleKind, NoEvents, PortError, Queue, Store,
+    Applied, Clock, Events, Invoker, Lifecycle, LifecycleKind, NoEvents, PortError, Queue, Store,
+    TaskChange,
 };
 use crate::record::{RunRecord, TaskRecord};
 
@@ -19,6 +21,52 @@ pub const OUTPUT_LIMIT: usize = aloft_core::OUTPUT_LIMIT;
 /// Largest task input document, in bytes of its JSON text. An attempt whose input would
 /// be larger fails with kind `payload_too_large` without starting.
 pub const INPUT_LIMIT: usize = 6 * 1024 * 1024;
+
+/// A burst of more follow-ups than this at once (a fan-out) is sent rather than handled
+/// in place, so that it is handled in parallel by as many handlers as the queue feeds.
+pub const INLINE_WIDTH: usize = 10;
+
+tokio::task_local! {
+    /// The follow-ups held back while one message is handled (see [`Engine::handle`]).
+    static HELD: RefCell<Held>;
+}
+
+/// Follow-ups held back for the message being handled.
+#[derive(Debug)]
+struct Held {
+    /// The run of the message being handled: only its follow-ups are held.
+    run_id: String,
+    /// False once held follow-ups have been sent: from then on nothing is held.
+    open: bool,
+    messages: VecDeque<Message>,
+    /// The run's record as last read by this message's handling, until a write of this
+    /// handling may have changed it (see [`Engine::run_record`]).
+    run: Option<RunRecord>,
+}
+
+/// Hold back the messages the handler will handle in place; the rest are returned. A
+/// burst too wide to handle in place closes the hold, and everything held goes out.
+fn hold(held: &mut Held, outgoing: Vec<Outgoing>) -> Vec<Outgoing> {
+    if !held.open {
+        return outgoing;
+    }
+    let mut rest = Vec::new();
+    for out in outgoing {
+        let immediate = out.delay_ms == 0
+            && matches!(out.message, Message::Plan { .. } | Message::Dispatch { .. })
+            && out.message.run_id() == held.run_id;
+        if immediate {
+            held.messages.push_back(out.message);
+        } else {
+            rest.push(out);
+        }
+    }
+    if held.messages.len() > INLINE_WIDTH {
+        held.open = false;
+        rest.extend(held.messages.drain(..).map(Outgoing::now));
+    }
+    rest
+}
 
 /// Timing knobs of the engine.
 #[derive(Clone, Debug)]
@@ -31,6 +79,11 @@ pub struct Config {
     pub park_recheck_ms: u64,
     /// Extra lifetime of a slot lease past the attempt's timeout.
     pub lease_grace_ms: u64,
+    /// How many immediate follow-ups of one message (plan and dispatch requests of the
+    /// same run, due at once) its handler handles in place instead of sending them: each
+    /// one handled in place saves a send, a receive and a delete. 0 sends them all.
+    /// See [`Engine::handle`].
+    pub inline_follow_ups: usize,
 }
 
 impl Default for Config {
@@ -39,6 +92,7 @@ impl Default for Config {
             max_queue_delay_ms: 15 * 60 * 1000,
             park_recheck_ms: 30_000,
             lease_grace_ms: 60_000,
+            inline_follow_ups: 0,
         }
     }
 }
@@ -131,7 +185,125 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
     }
 
     /// Handle one message from any queue.
+    ///
+    /// With [`Config::inline_follow_ups`] set, the plan and dispatch requests for the
+    /// same run that handling it asks for at once are handled here too, in order, up to
+    /// that many; whatever is left, or a burst wider than [`INLINE_WIDTH`], is sent as
+    /// it would have been. Handling a follow-up in place is safe under the same rule
+    /// that makes a crash between two steps safe: the message is deleted only after all
+    /// of it is done, and a message delivered again repeats the follow-ups of whatever
+    /// it finds already done. A follow-up whose handling fails is sent to its queue, to
+    /// be retried there like any message.
     pub async fn handle(&self, message: Message) -> Result<(), EngineError> {
+        let budget = self.config.inline_follow_ups;
+        if budget == 0 {
+            return self.handle_one(message).await;
+        }
+        let held = RefCell::new(Held {
+            run_id: message.run_id().to_owned(),
+            open: true,
+            messages: VecDeque::new(),
+            run: None,
+        });
+        HELD.scope(held, self.handle_in_place(message, budget))
+            .await
+    }
+
+    async fn handle_in_place(&self, message: Message, budget: usize) -> Result<(), EngineError> {
+        if let Err(error) = self.handle_one(message).await {
+            self.release_held(None).await?;
+            return Err(error);
+        }
+        let mut handled = 0;
+        while let Some(next) = HELD.with(|h| h.borrow_mut().messages.pop_front()) {
+            if handled == budget {
+                return Ok(self.release_held(Some(next)).await?);
+            }
+            handled += 1;
+            if let Err(error) = self.handle_one(next.clone()).await {
+                warn!(run_id = next.run_id(), %error, "follow-up handled in place failed: sent to its queue");
+                return Ok(self.release_held(Some(next)).await?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop holding follow-ups and send the held ones (after `first`).
+    async fn release_held(&self, first: Option<Message>) -> Result<(), PortError> {
+        let held: Vec<Outgoing> = HELD.with(|h| {
+            let mut h = h.borrow_mut();
+            h.open = false;
+            first
+                .into_iter()
+                .chain(h.messages.drain(..))
+                .map(Outgoing::now)
+                .collect()
+        });
+        if held.is_empty() {
+            return Ok(());
+        }
+        self.queue.send(held).await
+    }
+
+    /// A run's record. While a message and its follow-ups are handled in place, the
+    /// record read by an earlier step serves the later ones, until a write of this
+    /// handling changes the run (a task settles, the run starts or settles): then it is
+    /// read again. What other handlers change meanwhile is no more stale here than in a
+    /// record read a moment earlier; every write is still conditional.
+    pub(crate) async fn run_record(&self, run_id: &str) -> Result<Option<RunRecord>, PortError> {
+        let cached = HELD
+            .try_with(|h| h.borrow().run.clone().filter(|r| r.id == run_id))
+            .ok()
+            .flatten();
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let run = self.store.run(run_id).await?;
+        if let Some(run) = &run {
+            let _ = HELD.try_with(|h| {
+                let mut h = h.borrow_mut();
+                if h.run_id == run.id {
+                    h.run = Some(run.clone());
+                }
+            });
+        }
+        Ok(run)
+    }
+
+    /// Forget the run record kept for this handling: a write may have changed it.
+    pub(crate) fn forget_run(&self) {
+        let _ = HELD.try_with(|h| h.borrow_mut().run = None);
+    }
+
+    /// Apply a task change. Settling a sink, or a failure, changes the run's counters
+    /// (see [`TaskChange::sink`]).
+    pub(crate) async fn update_task(
+        &self,
+        run_id: &str,
+        change: &TaskChange,
+    ) -> Result<Applied, PortError> {
+        let counted = change.sink || change.to.is_failure();
+        if change.key.item.is_none() && change.to.is_settled() && counted {
+            self.forget_run();
+        }
+        self.store.update_task(run_id, change).await
+    }
+
+    /// Send messages, holding back those the message being handled will handle in place
+    /// (see [`Self::handle`]).
+    pub(crate) async fn send(&self, mut outgoing: Vec<Outgoing>) -> Result<(), PortError> {
+        if let Ok(rest) =
+            HELD.try_with(|h| hold(&mut h.borrow_mut(), std::mem::take(&mut outgoing)))
+        {
+            outgoing = rest;
+        }
+        if outgoing.is_empty() {
+            return Ok(());
+        }
+        self.queue.send(outgoing).await
+    }
+
+    async fn handle_one(&self, message: Message) -> Result<(), EngineError> {
         match message {
             Message::Plan { run_id, settled } => self.plan(&run_id, &settled).await,
             Message::Dispatch {
@@ -249,7 +421,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             }
         }
         if !woken.is_empty() {
-            self.queue.send(woken).await?;
+            self.send(woken).await?;
         }
         Ok(())
     }
@@ -282,8 +454,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 .await?
                 .is_some_and(|r| r.state == TaskState::Ready && r.attempt == *attempt),
             Message::Plan { run_id, .. } => self
-                .store
-                .run(run_id)
+                .run_record(run_id)
                 .await?
                 .is_some_and(|r| r.status == RunStatus::Queued),
             _ => true,

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::Value;
 use tracing::{debug, info, warn};
 
-use aloft_core::definition::DeadlineAction;
+use aloft_core::definition::{DeadlineAction, Overlap};
 use aloft_core::rules::{Decision, decide};
 use aloft_core::workflow::{ForEach, TaskPlan};
 use aloft_core::{Failure, RunStatus, TaskState, Workflow};
@@ -24,7 +24,7 @@ const RUN_LEASE_MS: u64 = 7 * 24 * 3600 * 1000;
 impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> {
     /// Handle a plan message.
     pub(crate) async fn plan(&self, run_id: &str, settled: &[String]) -> Result<(), EngineError> {
-        let Some(mut run) = self.store.run(run_id).await? else {
+        let Some(mut run) = self.run_record(run_id).await? else {
             warn!(run_id, "plan for an unknown run ignored");
             return Ok(());
         };
@@ -40,10 +40,8 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         let mut candidates = if settled.is_empty() {
             (0..workflow.tasks.len()).collect()
         } else {
-            dependents(
-                &workflow,
-                settled.iter().filter_map(|name| workflow.index(name)),
-            )
+            let settled = settled.iter().filter_map(|name| workflow.index(name));
+            self.decidable(&run, &workflow, settled.collect()).await?
         };
         let mut counters = (run.unsettled, run.failed);
         let mut outgoing = Vec::new();
@@ -54,13 +52,11 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             if let Some(latest) = step.counters {
                 counters = latest;
             }
-            candidates = dependents(
-                &workflow,
-                step.newly_settled.iter().filter_map(|n| workflow.index(n)),
-            );
+            let settled = step.newly_settled.iter().filter_map(|n| workflow.index(n));
+            candidates = self.decidable(&run, &workflow, settled.collect()).await?;
         }
         if !outgoing.is_empty() {
-            self.queue.send(outgoing).await?;
+            self.send(outgoing).await?;
         }
         if counters.0 == 0 {
             let status = if counters.1 == 0 {
@@ -102,6 +98,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 return Ok(false);
             }
         }
+        self.forget_run();
         if self.store.start_run(&run.id, now, deadline).await? {
             info!(workflow = %run.workflow, run_id = %run.id, "run started");
             self.announce(run, LifecycleKind::RunStarted, "running", None, None)
@@ -111,15 +108,46 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                     run_id: run.id.clone(),
                     due_at,
                 };
-                self.queue
-                    .send(vec![self.delayed(check, due_at - now)])
-                    .await?;
+                self.send(vec![self.delayed(check, due_at - now)]).await?;
             }
         }
         run.status = RunStatus::Running;
         run.started_at.get_or_insert(now);
         run.deadline_at = deadline;
         Ok(true)
+    }
+
+    /// The dependents of tasks that just settled that may be decided now: a dependent
+    /// with more upstreams than just settled is one only once the store has recorded
+    /// all of them settled (or keeps no record, and its upstreams are read).
+    async fn decidable(
+        &self,
+        run: &RunRecord,
+        workflow: &Workflow,
+        settled: BTreeSet<usize>,
+    ) -> Result<BTreeSet<usize>, EngineError> {
+        let mut decidable = BTreeSet::new();
+        for index in dependents(workflow, settled.iter().copied()) {
+            let task = &workflow.tasks[index];
+            let fresh: Vec<usize> = task
+                .upstream
+                .iter()
+                .copied()
+                .filter(|u| settled.contains(u))
+                .collect();
+            if fresh.len() < task.upstream.len() {
+                let noted = self
+                    .store
+                    .note_settled_upstreams(&run.id, &task.name, &fresh)
+                    .await?;
+                if noted.is_some_and(|n| n < task.upstream.len()) {
+                    debug!(run_id = %run.id, task = %task.name, noted, "task waits for more upstreams");
+                    continue;
+                }
+            }
+            decidable.insert(index);
+        }
+        Ok(decidable)
     }
 
     /// Decide every candidate whose upstreams have settled.
@@ -150,6 +178,11 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                             outgoing.push(dispatch(run, item.key, item.attempt));
                         }
                     }
+                }
+                // Settled already: by an earlier delivery of this message that stopped
+                // before it went on to the dependents, which are looked at now.
+                Some(record) if record.state.is_settled() => {
+                    step.newly_settled.push(task.name.clone());
                 }
                 Some(record) if record.state != TaskState::Waiting => {}
                 _ if task.upstream.iter().all(|&u| state_of(u).is_settled()) => {
@@ -197,7 +230,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         if let Some(state) = decision.settled_state() {
             // A `for_each` task that runs no item outputs the empty list, however it ends.
             let output = task.for_each.as_ref().map(|_| "[]");
-            let change = settle_waiting(&task.name, state, now, output, None);
+            let change = settle_waiting(task, state, now, output, None);
             return self.settle_in_plan(run, task, change, step).await;
         }
         let Some(for_each) = &task.for_each else {
@@ -205,9 +238,9 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 new_attempt: 1,
                 not_before: Some(now),
                 ended_at: None,
-                ..settle_waiting(&task.name, TaskState::Ready, now, None, None)
+                ..settle_waiting(task, TaskState::Ready, now, None, None)
             };
-            if self.store.update_task(&run.id, &change).await?.applied {
+            if self.update_task(&run.id, &change).await?.applied {
                 outgoing.push(dispatch(run, TaskKey::task(&task.name), 1));
             }
             return Ok(());
@@ -223,7 +256,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         };
         match items {
             Ok(items) if items.is_empty() => {
-                let change = settle_waiting(&task.name, TaskState::Skipped, now, Some("[]"), None);
+                let change = settle_waiting(task, TaskState::Skipped, now, Some("[]"), None);
                 self.settle_in_plan(run, task, change, step).await
             }
             Ok(items) => {
@@ -240,8 +273,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 Ok(())
             }
             Err(failure) => {
-                let change =
-                    settle_waiting(&task.name, TaskState::Failed, now, None, Some(failure));
+                let change = settle_waiting(task, TaskState::Failed, now, None, Some(failure));
                 self.settle_in_plan(run, task, change, step).await
             }
         }
@@ -254,8 +286,10 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         change: TaskChange,
         step: &mut Step,
     ) -> Result<(), EngineError> {
-        let applied = self.store.update_task(&run.id, &change).await?;
-        step.counters = Some((applied.run_unsettled, applied.run_failed));
+        let applied = self.update_task(&run.id, &change).await?;
+        if let Some(counters) = applied.run_counters {
+            step.counters = Some(counters);
+        }
         if applied.applied {
             info!(run_id = %run.id, task = %task.name, state = %change.to, "task settled without running");
             step.newly_settled.push(task.name.clone());
@@ -270,6 +304,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         from: RunStatus,
         to: RunStatus,
     ) -> Result<(), EngineError> {
+        self.forget_run();
         if self
             .store
             .settle_run(&run.id, from, to, self.clock.now())
@@ -289,6 +324,15 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         {
             self.release_slots(&run.id).await?;
         }
+        self.after_run_settled(run).await
+    }
+
+    /// A run of a `buffer_one` workflow settled: the run waiting behind it may go.
+    async fn after_run_settled(&self, run: &RunRecord) -> Result<(), EngineError> {
+        let workflow = self.workflow(run).await?;
+        if crate::overlap::policy_of(&workflow.definition) == Overlap::BufferOne {
+            self.wake_buffered(&run.workflow).await?;
+        }
         Ok(())
     }
 
@@ -298,7 +342,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         run_id: &str,
         due_at: u64,
     ) -> Result<(), EngineError> {
-        let Some(run) = self.store.run(run_id).await? else {
+        let Some(run) = self.run_record(run_id).await? else {
             return Ok(());
         };
         if run.status.is_settled() {
@@ -312,6 +356,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             };
             return self.rearm(run_id, "deadline", check, due_at).await;
         }
+        self.forget_run();
         if self.store.mark_sla_missed(run_id).await? {
             warn!(workflow = %run.workflow, run_id, "run missed its deadline");
             self.announce(
@@ -347,6 +392,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         why: Failure,
     ) -> Result<(), EngineError> {
         let reason = (why.kind != Failure::TIMEOUT).then(|| why.to_string());
+        self.forget_run();
         if !self
             .store
             .settle_run(&run.id, run.status, to, self.clock.now())
@@ -392,8 +438,9 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 ended_at: Some(now),
                 output: None,
                 failure,
+                sink: false,
             };
-            self.store.update_task(&run.id, &change).await?;
+            self.update_task(&run.id, &change).await?;
             holders.push(holder(&run.id, &task.key, task.attempt));
         }
         // Slots are freed once no task of the run waits any more, so that the wake-ups
@@ -401,7 +448,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         for holder in holders {
             self.release_slots(&holder).await?;
         }
-        Ok(())
+        self.after_run_settled(run).await
     }
 }
 
@@ -434,14 +481,15 @@ pub(crate) fn holder(run_id: &str, key: &TaskKey, attempt: u32) -> String {
 
 /// A change that settles a waiting task without running it.
 fn settle_waiting(
-    name: &str,
+    task: &TaskPlan,
     to: TaskState,
     now: u64,
     output: Option<&str>,
     failure: Option<Failure>,
 ) -> TaskChange {
     TaskChange {
-        key: TaskKey::task(name),
+        sink: task.downstream.is_empty(),
+        key: TaskKey::task(&task.name),
         from: TaskState::Waiting,
         attempt: 0,
         to,

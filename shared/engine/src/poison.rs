@@ -20,7 +20,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
     /// are skipped. A run that already settled is left as it is.
     pub async fn give_up(&self, message: &Message, reason: &str) -> Result<(), EngineError> {
         let run_id = message.run_id();
-        let Some(run) = self.store.run(run_id).await? else {
+        let Some(run) = self.run_record(run_id).await? else {
             return Ok(());
         };
         if run.status.is_settled() {
@@ -44,8 +44,9 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                     ended_at: Some(self.clock.now()),
                     output: None,
                     failure: Some(failure.clone()),
+                    sink: false,
                 };
-                self.store.update_task(run_id, &change).await?;
+                self.update_task(run_id, &change).await?;
                 self.release_slots(&holder(run_id, key, attempt)).await?;
             }
         }

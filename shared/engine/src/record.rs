@@ -32,7 +32,8 @@ pub struct RunRecord {
     pub deadline_at: Option<u64>,
     /// True once the deadline passed before the run settled.
     pub sla_missed: bool,
-    /// Top-level tasks not yet settled.
+    /// Sink tasks (no task depends on them) not yet settled: the run is done when none
+    /// is left.
     pub unsettled: u32,
     /// Top-level tasks that settled as a failure.
     pub failed: u32,
@@ -94,4 +95,20 @@ impl TaskRecord {
             items: None,
         }
     }
+}
+
+/// How many tasks of a definition are sinks (no task depends on them): the run's
+/// initial `unsettled` count.
+pub(crate) fn sinks(definition: &aloft_core::Definition) -> u32 {
+    let depended: std::collections::HashSet<&str> = definition
+        .tasks
+        .values()
+        .flat_map(|task| task.depends_on.iter().map(String::as_str))
+        .collect();
+    let sinks = definition
+        .tasks
+        .keys()
+        .filter(|name| !depended.contains(name.as_str()))
+        .count();
+    u32::try_from(sinks).unwrap_or(u32::MAX)
 }

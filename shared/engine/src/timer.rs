@@ -60,10 +60,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             return Ok(());
         }
         let delay = at.saturating_sub(self.clock.now());
-        Ok(self
-            .queue
-            .send(vec![Outgoing::after(message, delay)])
-            .await?)
+        Ok(self.send(vec![Outgoing::after(message, delay)]).await?)
     }
 }
 
