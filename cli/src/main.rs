@@ -2,7 +2,10 @@
 //! read what runs did.
 
 mod aws;
+mod backfill;
 mod commands;
+mod deploy;
+mod events;
 mod graph;
 mod logs;
 mod out;
@@ -11,6 +14,7 @@ mod report;
 mod run;
 mod runs;
 mod schedule;
+mod serve;
 mod validate;
 
 use std::path::PathBuf;
@@ -39,10 +43,18 @@ enum Command {
     /// Preview schedule expressions: when they fire, in UTC and in local time.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
+    /// Try EventBridge event patterns and input templates on events.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
     /// Run a workflow to the end on this machine; exit 0 only if it succeeded.
     Run(run::RunArgs),
     /// Continue a run whose runner stopped (killed, crashed, interrupted).
     Resume(run::ResumeArgs),
+    /// Fire the schedules of workflow files on this machine and run their runs, until
+    /// SIGINT or SIGTERM.
+    Serve(serve::ServeArgs),
+    /// Run one run per schedule tick of a past range, oldest first.
+    Backfill(backfill::BackfillArgs),
     /// List and inspect runs.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
@@ -56,6 +68,9 @@ enum Command {
     /// Run the plan, dispatch and complete handlers on this machine as pollers of the
     /// AWS queues (a stand-in for Lambda's SQS event source mappings).
     Dev(aws::DevArgs),
+    /// Make AWS match workflow files: store their definitions, and create, update or
+    /// delete their EventBridge Scheduler schedules and EventBridge rules.
+    Deploy(deploy::DeployArgs),
 }
 
 /// Where the embedded database lives.
@@ -101,13 +116,17 @@ fn main() -> ExitCode {
             Command::Validate(args) => validate::validate(&args),
             Command::Graph(args) => graph::graph(&args),
             Command::Schedule(command) => schedule::schedule(command),
+            Command::Events(command) => events::events(command),
             Command::Run(args) => run::run(args).await,
             Command::Resume(args) => run::resume(args).await,
+            Command::Serve(args) => serve::serve(args).await,
+            Command::Backfill(args) => backfill::run_backfill(args).await,
             Command::Runs(command) => runs::runs(command).await,
             Command::Logs(args) => logs::logs(&args).await,
             Command::Workflows(command) => aws::workflows(command).await,
             Command::Start(args) => aws::start_run(args).await,
             Command::Dev(args) => aws::dev(args).await,
+            Command::Deploy(args) => deploy::deploy(args).await,
         }
     });
     match result {

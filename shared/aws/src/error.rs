@@ -145,6 +145,15 @@ where
     classify("EventBridge", operation, error, &["LimitExceededException"])
 }
 
+/// An EventBridge Scheduler error.
+#[cfg(feature = "deploy")]
+pub fn scheduler_error<E>(operation: &str, error: &SdkError<E, Response>) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    classify("Scheduler", operation, error, &[])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

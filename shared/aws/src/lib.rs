@@ -4,9 +4,12 @@
 //!
 //! The four Lambda functions in `functions/` and `aloft dev` only wire these adapters
 //! into the engine: [`Backend::connect`] builds them, [`batch::handle_batch`] runs one
-//! batch of queue messages through the engine.
+//! batch of queue messages through the engine. `aloft deploy`'s schedules and rules are
+//! in `deploy`, behind the cargo feature of that name, which only the command line enables.
 
 pub mod batch;
+#[cfg(feature = "deploy")]
+pub mod deploy;
 pub mod destination;
 pub mod dev;
 mod error;
@@ -25,6 +28,8 @@ use aloft_engine::Config;
 use aloft_engine::Engine;
 use aloft_engine::ports::Clock;
 
+#[cfg(feature = "deploy")]
+pub use error::scheduler_error;
 pub use error::{dynamodb_error, events_error, lambda_error, sqs_error};
 pub use events::EventBridgeEvents;
 pub use invoker::{Destinations, LambdaInvoker, LocalCommands};
@@ -136,9 +141,23 @@ impl Backend {
             self.queue(),
             invoker,
             SystemClock,
-            Config::default(),
+            engine_config(),
         )
         .with_events(events)
+    }
+}
+
+/// Follow-ups one message's handler handles in place (see `Config::inline_follow_ups`):
+/// on AWS every message not sent saves three billed SQS requests and a Lambda
+/// invocation. Bounded so that one handler does not run for long: a chain of 100 `pass`
+/// tasks takes well under a second of DynamoDB calls.
+pub const INLINE_FOLLOW_UPS: usize = 100;
+
+/// The engine configuration of the AWS backend.
+pub fn engine_config() -> Config {
+    Config {
+        inline_follow_ups: INLINE_FOLLOW_UPS,
+        ..Config::default()
     }
 }
 

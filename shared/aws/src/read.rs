@@ -33,12 +33,17 @@ pub struct AttemptRecord {
     pub failure: Option<(String, String)>,
 }
 
+/// A definition as stored, and its version: the content hash of that JSON.
+pub fn version_of(definition: &Definition) -> PortResult<(serde_json::Value, String)> {
+    let json = serde_json::to_value(definition).map_err(|e| PortError::terminal(e.to_string()))?;
+    let version = content_hash(&json);
+    Ok((json, version))
+}
+
 impl DynamoStore {
     /// Store a definition as an immutable version and point LATEST at it.
     pub async fn put_workflow(&self, definition: &Definition) -> PortResult<Stored> {
-        let json =
-            serde_json::to_value(definition).map_err(|e| PortError::terminal(e.to_string()))?;
-        let version = content_hash(&json);
+        let (json, version) = version_of(definition)?;
         self.put_definition(&definition.name, &version, &json.to_string())
             .await?;
         let previous = self
@@ -66,6 +71,14 @@ impl DynamoStore {
             version,
             changed: true,
         })
+    }
+
+    /// The version LATEST of a workflow points at, if it has one.
+    pub async fn latest_version(&self, workflow: &str) -> PortResult<Option<String>> {
+        Ok(self
+            .get(workflow_pk(workflow), "LATEST")
+            .await?
+            .and_then(|item| get_s(&item, "version").map(str::to_owned)))
     }
 
     /// The LATEST definition of a workflow, with its version.
