@@ -21,7 +21,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         key: &TaskKey,
         attempt: u32,
     ) -> Result<(), EngineError> {
-        let Some(record) = self.task_record(run_id, key).await? else {
+        let Some(record) = self.dispatched_record(run_id, key).await? else {
             debug!(run_id, task = %key, "dispatch for an unknown task ignored");
             return Ok(());
         };

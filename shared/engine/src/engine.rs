@@ -42,6 +42,9 @@ struct Held {
     /// The run's record as last read by this message's handling, until a write of this
     /// handling may have changed it (see [`Engine::run_record`]).
     run: Option<RunRecord>,
+    /// Task records as this handling last read or wrote them (see
+    /// [`Engine::task_records`]).
+    tasks: HashMap<TaskKey, TaskRecord>,
 }
 
 /// Hold back the messages the handler will handle in place; the rest are returned. A
@@ -204,6 +207,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             open: true,
             messages: VecDeque::new(),
             run: None,
+            tasks: HashMap::new(),
         });
         HELD.scope(held, self.handle_in_place(message, budget))
             .await
@@ -286,7 +290,14 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         if change.key.item.is_none() && change.to.is_settled() && counted {
             self.forget_run();
         }
-        self.store.update_task(run_id, change).await
+        let applied = self.store.update_task(run_id, change).await?;
+        if applied.applied {
+            self.remember_change(run_id, change);
+        } else {
+            // Somebody else changed it: what this handling knew of it is stale.
+            let _ = HELD.try_with(|h| h.borrow_mut().tasks.remove(&change.key));
+        }
+        Ok(applied)
     }
 
     /// Send messages, holding back those the message being handled will handle in place
@@ -405,10 +416,114 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         key: &TaskKey,
     ) -> Result<Option<TaskRecord>, EngineError> {
         Ok(self
-            .store
-            .tasks(run_id, std::slice::from_ref(key))
+            .task_records(run_id, std::slice::from_ref(key))
             .await?
             .pop())
+    }
+
+    /// Tasks' records, in the order of `keys` (missing ones left out). While a message
+    /// and its follow-ups are handled in place, a record this handling already read or
+    /// wrote in a settled state is not read again: a settled task never changes.
+    pub(crate) async fn task_records(
+        &self,
+        run_id: &str,
+        keys: &[TaskKey],
+    ) -> Result<Vec<TaskRecord>, EngineError> {
+        let known = self.known_tasks(run_id, keys, |r| r.state.is_settled());
+        if known.len() == keys.len() {
+            return Ok(known);
+        }
+        let missing: Vec<TaskKey> = keys
+            .iter()
+            .filter(|k| !known.iter().any(|r| &r.key == *k))
+            .cloned()
+            .collect();
+        let read = self.store.tasks(run_id, &missing).await?;
+        self.remember_tasks(run_id, &read);
+        let mut found: Vec<TaskRecord> = known.into_iter().chain(read).collect();
+        found.sort_by_key(|r| keys.iter().position(|k| *k == r.key));
+        Ok(found)
+    }
+
+    /// The record of the task a dispatch is about: as this handling last wrote it (a
+    /// planner that just made it ready), if it did. A later change by another handler
+    /// makes the dispatch's conditional writes fail, as a record read a moment earlier
+    /// would.
+    pub(crate) async fn dispatched_record(
+        &self,
+        run_id: &str,
+        key: &TaskKey,
+    ) -> Result<Option<TaskRecord>, EngineError> {
+        if let Some(record) = self
+            .known_tasks(run_id, std::slice::from_ref(key), |_| true)
+            .pop()
+        {
+            return Ok(Some(record));
+        }
+        self.task_record(run_id, key).await
+    }
+
+    /// The records of `keys` this handling knows and `usable` accepts.
+    fn known_tasks(
+        &self,
+        run_id: &str,
+        keys: &[TaskKey],
+        usable: impl Fn(&TaskRecord) -> bool,
+    ) -> Vec<TaskRecord> {
+        HELD.try_with(|h| {
+            let h = h.borrow();
+            if h.run_id != run_id {
+                return Vec::new();
+            }
+            keys.iter()
+                .filter_map(|k| h.tasks.get(k))
+                .filter(|r| usable(r))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    fn remember_tasks(&self, run_id: &str, records: &[TaskRecord]) {
+        let _ = HELD.try_with(|h| {
+            let mut h = h.borrow_mut();
+            if h.run_id == run_id {
+                for record in records {
+                    h.tasks.insert(record.key.clone(), record.clone());
+                }
+            }
+        });
+    }
+
+    /// Bring a remembered record up to date with a change this handling made.
+    fn remember_change(&self, run_id: &str, change: &TaskChange) {
+        let _ = HELD.try_with(|h| {
+            let mut h = h.borrow_mut();
+            if h.run_id != run_id {
+                return;
+            }
+            if let Some(record) = h.tasks.get_mut(&change.key) {
+                record.state = change.to;
+                record.attempt = change.new_attempt;
+                if let Some(at) = change.not_before {
+                    record.not_before = at;
+                }
+                if change.started_at.is_some() {
+                    record.started_at = change.started_at;
+                }
+                if change.ended_at.is_some() {
+                    record.ended_at = change.ended_at;
+                }
+                if change.output.is_some() {
+                    record.output.clone_from(&change.output);
+                }
+                if change.to == TaskState::Succeeded {
+                    record.failure = None;
+                } else if change.failure.is_some() {
+                    record.failure.clone_from(&change.failure);
+                }
+            }
+        });
     }
 
     /// Release a holder's slots and wake a message parked on each freed scope.

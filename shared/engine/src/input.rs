@@ -31,10 +31,24 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             .iter()
             .map(|&u| TaskKey::task(&workflow.tasks[u].name))
             .collect();
+        let records = self.task_records(&run.id, &keys).await?;
         // Stored outputs only grow when gathered into the document, so their total is a
-        // lower bound of its size: refuse before gathering anything too large.
-        let names: Vec<&str> = keys.iter().map(|k| k.task.as_str()).collect();
-        let stored = self.store.output_bytes(&run.id, &names).await?;
+        // lower bound of its size: refuse before gathering anything too large (the items'
+        // outputs of a `for_each` upstream are summed by the store, not loaded).
+        let own: u64 = records
+            .iter()
+            .filter(|r| r.items.is_none())
+            .map(|r| r.output.as_ref().map_or(0, |o| o.len() as u64))
+            .sum();
+        let parents: Vec<&str> = records
+            .iter()
+            .filter(|r| r.items.is_some())
+            .map(|r| r.key.task.as_str())
+            .collect();
+        let stored = match parents.is_empty() {
+            true => own,
+            false => own.saturating_add(self.store.output_bytes(&run.id, &parents).await?),
+        };
         if stored > INPUT_LIMIT as u64 {
             let message = format!(
                 "task input would hold {stored} bytes of upstream outputs, over the limit of \
@@ -43,7 +57,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             return Ok(Err(Failure::new(Failure::PAYLOAD_TOO_LARGE, message)));
         }
         let mut upstream = Map::new();
-        for found in self.store.tasks(&run.id, &keys).await? {
+        for found in records {
             let output = self.upstream_output(run, &found).await?;
             upstream.insert(found.key.task.clone(), output);
         }

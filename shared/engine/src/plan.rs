@@ -210,7 +210,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             .iter()
             .map(|&i| TaskKey::task(&workflow.tasks[i].name))
             .collect();
-        let records = self.store.tasks(&run.id, &keys).await?;
+        let records = self.task_records(&run.id, &keys).await?;
         Ok(records
             .into_iter()
             .filter_map(|r| workflow.index(&r.key.task).map(|i| (i, r)))
