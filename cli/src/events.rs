@@ -1,5 +1,6 @@
 //! `aloft events test PATTERN EVENT`: try an EventBridge event pattern, and an event
-//! trigger's input template, on an event.
+//! trigger's input template, on an event. `aloft events send EVENT`: put an event into
+//! the local database's inbox, for `aloft serve` to start the runs it triggers.
 
 use std::process::ExitCode;
 
@@ -7,15 +8,33 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use aloft_core::events::{EventPattern, SpecError, check_input, map_input, read_document};
+use aloft_local::inbox::event_id;
 
-use crate::Output;
 use crate::out::{errln, outln};
+use crate::run::open;
+use crate::{DbArgs, Output};
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
     /// Match an event against an EventBridge event pattern: prints `match` (exit 0) or
     /// `no match` (exit 1); an invalid pattern, template or event exits 2.
     Test(TestArgs),
+    /// Put an event into the inbox of the local database: `aloft serve` starts a run of
+    /// every served workflow whose `events` triggers match it. Kept once per `id`:
+    /// prints the id (exit 0); an event without `id` exits 2.
+    Send(SendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The event: JSON text, or @FILE holding JSON. It needs a text field `id`.
+    event: String,
+    /// Print `{"id", "stored"}` as JSON on stdout (`stored` is false when the inbox
+    /// already held an event with that id).
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+    #[command(flatten)]
+    db: DbArgs,
 }
 
 #[derive(Debug, Args)]
@@ -36,7 +55,39 @@ pub struct TestArgs {
 pub fn events(command: EventsCommand) -> anyhow::Result<ExitCode> {
     match command {
         EventsCommand::Test(args) => Ok(test(&args)),
+        EventsCommand::Send(args) => send(&args),
     }
+}
+
+fn send(args: &SendArgs) -> anyhow::Result<ExitCode> {
+    let event = match argument("EVENT", &args.event, false) {
+        Ok(event) if event.is_object() => event,
+        Ok(event) => {
+            errln!("error: EVENT: an event is a JSON object, not {event}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(message) => {
+            errln!("error: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let Some(id) = event_id(&event) else {
+        errln!(
+            "error: EVENT has no text field `id`: a run started by an event is keyed by it \
+             (event:<id>), so that an event sent twice starts one run"
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let runner = open(&args.db)?;
+    let stored = runner.db().put_event(id, &event)?;
+    match args.output {
+        Output::Json => outln!("{}", json!({"id": id, "stored": stored})),
+        Output::Text => outln!("{id}"),
+    }
+    if !stored {
+        errln!("the inbox already holds an event with this id: not stored again");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What the arguments hold, checked.

@@ -43,7 +43,8 @@ enum Command {
     /// Preview schedule expressions: when they fire, in UTC and in local time.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
-    /// Try EventBridge event patterns and input templates on events.
+    /// Try EventBridge event patterns and input templates on events; send events to the
+    /// local inbox, for `aloft serve`.
     #[command(subcommand)]
     Events(events::EventsCommand),
     /// Run a workflow to the end on this machine; exit 0 only if it succeeded.

@@ -1,5 +1,6 @@
 //! `aloft serve [FILE|DIR]...`: the embedded scheduler. Fires the schedules of workflow
-//! files on this machine's database and runs the runs, until SIGINT or SIGTERM.
+//! files on this machine's database, starts the runs of the events sent to its inbox,
+//! and runs the runs, until SIGINT or SIGTERM.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,7 +22,8 @@ use crate::run::{folder_of, open};
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Workflow files, or folders: every *.yaml, *.yml and *.json file directly in a
-    /// folder is read as a workflow. Workflows without a `schedule` are not served.
+    /// folder is read as a workflow. Workflows with neither a `schedule` nor `events`
+    /// are not served.
     #[arg(required = true, value_name = "FILE|DIR")]
     paths: Vec<PathBuf>,
     #[command(flatten)]
@@ -35,11 +37,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     if served.is_empty() {
-        bail!("none of these workflows has a schedule: nothing to serve");
+        bail!("none of these workflows has a schedule or event triggers: nothing to serve");
     }
     let runner = open(&args.db)?;
     let now = runner.engine().clock().now();
     for workflow in &served {
+        if !workflow.has_schedule() {
+            errln!(
+                "serving {} (events only: {} trigger(s))",
+                workflow.name(),
+                workflow.definition.events.len()
+            );
+            continue;
+        }
         let last = runner.db().last_tick(workflow.name()).await?.unwrap_or(now);
         let next = workflow
             .next_after(last.max(now))
@@ -117,7 +127,7 @@ fn load(paths: &[PathBuf]) -> anyhow::Result<Option<Vec<Scheduled>>> {
         {
             Some(scheduled) => served.push((file, scheduled)),
             None => errln!(
-                "{}: workflow {name} has no schedule: not served",
+                "{}: workflow {name} has neither a schedule nor event triggers: not served",
                 file.display()
             ),
         }

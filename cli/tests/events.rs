@@ -1,4 +1,5 @@
-//! `aloft events test` and `aloft validate` on event triggers, run as the real binary.
+//! `aloft events test`, `aloft events send` and `aloft validate` on event triggers, run as
+//! the real binary.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -263,5 +264,34 @@ fn the_order_placed_example_validates_and_matches_its_sample_event() {
         printed,
         json!({"matched": true, "input":
             {"order": "o-20261204-0042", "store": "EU-7", "total": 84.5, "currency": "EUR"}})
+    );
+}
+
+#[test]
+fn events_send_stores_an_event_once_and_refuses_one_without_id() {
+    let dir = folder("send");
+    let db = dir.join("aloft.db");
+    let db = db.to_str().expect("utf-8 path");
+    let event = write(&dir, "event.json", EVENT);
+
+    let first = aloft(&["events", "send", &event, "--db", db, "--output", "json"]);
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let printed: Value = serde_json::from_str(&first.stdout).expect("json");
+    assert_eq!(printed, json!({"id": "e-1", "stored": true}));
+
+    let again = aloft(&["events", "send", EVENT, "--db", db]);
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert_eq!(again.stdout, "e-1\n");
+    assert!(again.stderr.contains("already holds"), "{again:?}");
+    let json_again = aloft(&["events", "send", EVENT, "--db", db, "--output", "json"]);
+    let printed: Value = serde_json::from_str(&json_again.stdout).expect("json");
+    assert_eq!(printed, json!({"id": "e-1", "stored": false}));
+
+    let no_id = aloft(&["events", "send", r#"{"source": "shop.orders"}"#, "--db", db]);
+    assert_eq!(no_id.code, Some(2), "{no_id:?}");
+    assert_eq!(no_id.stdout, "");
+    assert!(
+        no_id.stderr.contains("EVENT has no text field `id`"),
+        "{no_id:?}"
     );
 }

@@ -100,6 +100,13 @@ CREATE TABLE IF NOT EXISTS schedule_ticks (
     workflow TEXT PRIMARY KEY,
     last_tick INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inbox (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    handled_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (handled_at, received_at);
 CREATE TABLE IF NOT EXISTS timers (
     run_id TEXT NOT NULL,
     timer TEXT NOT NULL,

@@ -6,6 +6,7 @@ pub mod backfill;
 pub mod clock;
 pub mod db;
 pub mod files;
+pub mod inbox;
 pub mod invoker;
 pub mod lambda;
 pub mod process;

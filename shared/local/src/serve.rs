@@ -9,6 +9,11 @@
 //! workflow's `catchup` allows. A workflow served for the first time starts from now:
 //! nothing before is owed.
 //!
+//! Events sent to the inbox ([`crate::inbox`]) start runs too: each event starts one run
+//! of every served workflow whose `events` triggers match it (the first matching trigger
+//! builds the input), keyed `event:<id>`, through the same trigger as ticks, so overlap
+//! policies apply; the event is marked handled in the same transaction.
+//!
 //! The loop reads time only from the engine's [`Clock`] and waits with tokio's timers,
 //! so a test with a paused runtime and a [`crate::TokioClock`] drives it through hours
 //! in no time.
@@ -18,9 +23,10 @@ use std::future::Future;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use serde_json::json;
+use serde_json::{Value, json};
 use tracing::info;
 
+use aloft_core::events::{EventError, first_match, map_input, run_key};
 use aloft_core::schedule::ticks::{self, Catchup};
 use aloft_core::schedule::{Schedule, ScheduleError, time_zone};
 use aloft_core::{Definition, RunStatus};
@@ -28,39 +34,44 @@ use aloft_engine::ports::{Clock, Store};
 use aloft_engine::{Admission, EngineError, StartRequest, Started};
 
 use crate::Runner;
+use crate::inbox::Pending;
 use crate::runner::{claim_driver, next_visible};
 
 /// Longest wait between two looks at the store: runs this process drives may be woken
 /// by other processes (a freed slot), and the wall clock may jump.
 const POLL_MS: u64 = 1_000;
 
-/// One workflow with a schedule, ready to serve.
+/// Most inbox events taken in one turn.
+const EVENTS_PER_TURN: usize = 100;
+
+/// One workflow with a schedule or event triggers, ready to serve.
 #[derive(Debug, Clone)]
 pub struct Scheduled {
     /// The workflow.
     pub definition: Definition,
     /// Where its command tasks run.
     pub workdir: Option<String>,
-    schedule: Schedule,
-    zone: TimeZone,
+    schedule: Option<(Schedule, TimeZone)>,
 }
 
 impl Scheduled {
-    /// A workflow to serve; `None` when it has no schedule.
+    /// A workflow to serve; `None` when it has neither a schedule nor event triggers.
     pub fn new(
         definition: Definition,
         workdir: Option<String>,
     ) -> Result<Option<Self>, ScheduleError> {
-        let Some(spec) = &definition.schedule else {
-            return Ok(None);
+        let schedule = match &definition.schedule {
+            Some(spec) => Some((
+                Schedule::parse(&spec.expression)?,
+                time_zone(spec.timezone.as_deref().unwrap_or("UTC"))?,
+            )),
+            None if definition.events.is_empty() => return Ok(None),
+            None => None,
         };
-        let schedule = Schedule::parse(&spec.expression)?;
-        let zone = time_zone(spec.timezone.as_deref().unwrap_or("UTC"))?;
         Ok(Some(Self {
             definition,
             workdir,
             schedule,
-            zone,
         }))
     }
 
@@ -69,9 +80,16 @@ impl Scheduled {
         &self.definition.name
     }
 
-    /// The first tick strictly after `after` (ms since the epoch).
+    /// Whether the workflow has a schedule (else it is served for its events only).
+    pub fn has_schedule(&self) -> bool {
+        self.schedule.is_some()
+    }
+
+    /// The first tick strictly after `after` (ms since the epoch); `None` without a
+    /// schedule.
     pub fn next_after(&self, after: u64) -> Option<u64> {
-        let tick = self.schedule.next_after(instant(after), &self.zone)?;
+        let (schedule, zone) = self.schedule.as_ref()?;
+        let tick = schedule.next_after(instant(after), zone)?;
         u64::try_from(tick.as_millisecond()).ok()
     }
 
@@ -91,6 +109,20 @@ impl Scheduled {
             scheduled_time: Some(millis(tick)),
             workdir: self.workdir.clone(),
         }
+    }
+
+    /// The start request for an event, if one of the workflow's triggers matches it.
+    fn event_request(&self, event: &Value, key: &str) -> Result<Option<StartRequest>, EventError> {
+        let Some((_, trigger)) = first_match(&self.definition.events, event)? else {
+            return Ok(None);
+        };
+        Ok(Some(StartRequest {
+            definition: self.definition.clone(),
+            input: map_input(trigger.input.as_ref(), event),
+            idempotency_key: Some(key.to_owned()),
+            scheduled_time: None,
+            workdir: self.workdir.clone(),
+        }))
     }
 }
 
@@ -130,6 +162,29 @@ pub enum Event {
         first: u64,
         /// How many ticks fired instead (made up), just after it.
         made_up: usize,
+    },
+    /// An inbox event matched a workflow's trigger: what the trigger did with it.
+    Triggered {
+        /// The event's id.
+        event_id: String,
+        /// The workflow.
+        workflow: String,
+        /// The run, or why none was made.
+        started: Started,
+    },
+    /// An inbox event whose run (which has settled) exists already: nothing new.
+    AlreadyTriggered {
+        /// The event's id.
+        event_id: String,
+        /// The workflow.
+        workflow: String,
+        /// Its run.
+        run_id: String,
+    },
+    /// An inbox event matched no served workflow; it is marked handled all the same.
+    Unmatched {
+        /// The event's id.
+        event_id: String,
     },
     /// A run left by a stopped process is driven here now.
     Adopted {
@@ -263,8 +318,9 @@ impl Daemon {
         Ok(())
     }
 
-    /// One turn: fire what is due, release waiting runs, step the runs driven here.
-    /// True when it handled messages (another turn may have more to do at once).
+    /// One turn: fire what is due, start the runs of inbox events, release waiting runs,
+    /// step the runs driven here. True when it handled messages or a full batch of events
+    /// (another turn may have more to do at once).
     pub async fn turn(&mut self) -> (bool, Vec<Event>) {
         let mut events = Vec::new();
         for index in 0..self.workflows.len() {
@@ -276,35 +332,172 @@ impl Daemon {
                 });
             }
         }
+        let more_events = self.take_events(&mut events).await;
         let names: Vec<String> = self.workflows.iter().map(|w| w.name().to_owned()).collect();
         for workflow in names {
             self.wake(&workflow, &mut events).await;
         }
         let busy = match self.step_runs(&mut events).await {
-            Ok(handled) => handled > 0,
+            Ok(handled) => handled > 0 || more_events,
             Err(error) => {
                 events.push(Event::Error {
                     doing: "driving runs".into(),
                     error: error.to_string(),
                 });
-                false
+                more_events
             }
         };
         (busy, events)
     }
 
+    /// Start the runs of the events waiting in the inbox and drive them here. True when
+    /// it took a full batch: more may be waiting.
+    async fn take_events(&mut self, events: &mut Vec<Event>) -> bool {
+        let pending = match self.runner.db().pending_events(EVENTS_PER_TURN) {
+            Ok(pending) => pending,
+            Err(error) => {
+                events.push(Event::Error {
+                    doing: "reading the event inbox".into(),
+                    error: error.to_string(),
+                });
+                return false;
+            }
+        };
+        let full = pending.len() == EVENTS_PER_TURN;
+        for pending in pending {
+            let runs = match self.take_event(&pending, events).await {
+                Ok(runs) => runs,
+                Err(error) => {
+                    events.push(Event::Error {
+                        doing: format!("starting the runs of event {}", pending.id),
+                        error: error.to_string(),
+                    });
+                    continue;
+                }
+            };
+            for (workflow, run_id, created) in runs {
+                if let Err(error) = self.take_over(&workflow, run_id.clone(), created).await {
+                    events.push(Event::Error {
+                        doing: format!("driving run {run_id}"),
+                        error: error.to_string(),
+                    });
+                }
+            }
+        }
+        full
+    }
+
+    /// Start the run of every served workflow the event matches and mark the event
+    /// handled, all or nothing; the runs it has now: workflow, run, whether created.
+    async fn take_event(
+        &self,
+        pending: &Pending,
+        events: &mut Vec<Event>,
+    ) -> Result<Vec<(String, String, bool)>, EngineError> {
+        // The inbox keeps only events with an id, so the key is always there.
+        let key = run_key(&pending.event).unwrap_or_else(|_| format!("event:{}", pending.id));
+        let db = self.runner.db();
+        db.begin()?;
+        let mut taken = Vec::new();
+        let result = async {
+            for served in &self.workflows {
+                taken.extend(self.trigger_one(served, pending, &key).await?);
+            }
+            db.mark_event_handled(&pending.id)?;
+            Ok::<_, EngineError>(())
+        }
+        .await;
+        if let Err(error) = result.and_then(|()| Ok(db.commit()?)) {
+            db.rollback();
+            return Err(error);
+        }
+        let matched = taken.iter().any(|e| !matches!(e, Event::Error { .. }));
+        if !matched {
+            info!(event_id = %pending.id, "event matched no workflow");
+            taken.push(Event::Unmatched {
+                event_id: pending.id.clone(),
+            });
+        }
+        let mut runs = Vec::new();
+        for event in taken {
+            if let Event::Triggered {
+                workflow, started, ..
+            } = &event
+                && !matches!(started.admission, Admission::Skipped { .. })
+            {
+                runs.push((workflow.clone(), started.run_id.clone(), started.created));
+            }
+            events.push(event);
+        }
+        Ok(runs)
+    }
+
+    /// Start the workflow's run for an event if one of its triggers matches, inside a
+    /// savepoint: an event whose run already ran is reported, not an error. An event
+    /// the workflow's patterns cannot read is reported and matches nothing.
+    async fn trigger_one(
+        &self,
+        served: &Scheduled,
+        pending: &Pending,
+        key: &str,
+    ) -> Result<Option<Event>, EngineError> {
+        let workflow = served.name().to_owned();
+        let event_id = pending.id.clone();
+        let request = match served.event_request(&pending.event, key) {
+            Ok(Some(request)) => request,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                return Ok(Some(Event::Error {
+                    doing: format!("matching event {event_id} to {workflow}"),
+                    error: error.to_string(),
+                }));
+            }
+        };
+        let db = self.runner.db();
+        db.savepoint("event")?;
+        match self.runner.engine().trigger(request).await {
+            Ok(started) => {
+                db.release_savepoint("event")?;
+                info!(workflow = %workflow, event_id = %event_id, run_id = %started.run_id, admission = ?started.admission, "event triggered");
+                Ok(Some(Event::Triggered {
+                    event_id,
+                    workflow,
+                    started,
+                }))
+            }
+            Err(EngineError::KeyConflict { run_id, .. }) => {
+                db.rollback_savepoint("event")?;
+                Ok(Some(Event::AlreadyTriggered {
+                    event_id,
+                    workflow,
+                    run_id,
+                }))
+            }
+            Err(error) => {
+                db.rollback_savepoint("event")?;
+                Err(error)
+            }
+        }
+    }
+
     /// Fire the due ticks of one workflow and record its new last tick, in one
     /// transaction.
     async fn fire_due(&mut self, index: usize, events: &mut Vec<Event>) -> Result<(), EngineError> {
+        if !self.workflows[index].has_schedule() {
+            return Ok(());
+        }
         let name = self.workflows[index].name().to_owned();
         let now = self.runner.engine().clock().now();
         let Some(last) = self.last_tick(&name, now, events).await? else {
             return Ok(());
         };
         let served = &self.workflows[index];
+        let Some((schedule, zone)) = &served.schedule else {
+            return Ok(());
+        };
         let due = ticks::due(
-            &served.schedule,
-            &served.zone,
+            schedule,
+            zone,
             served.catchup(),
             instant(last),
             instant(now),
