@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use serde_json::json;
 
 use aloft_aws::dev::{PollOptions, serve};
 use aloft_aws::read::AttemptRecord;
-use aloft_aws::trigger::{TriggerRequest, start_in};
+use aloft_aws::trigger::{TriggerRequest, reply, start_in};
 use aloft_aws::{Backend, Settings};
 use aloft_core::source::load_path;
 use aloft_engine::ports::Store;
@@ -22,6 +21,7 @@ use crate::Output;
 use crate::commands::DevCommands;
 use crate::out::{errln, outln};
 use crate::report::RunView;
+use crate::run::{OverlapArg, admitted};
 
 /// Which backend a command works on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -165,6 +165,10 @@ pub struct StartArgs {
     /// another.
     #[arg(long, value_parser = non_empty)]
     idempotency_key: Option<String>,
+    /// Overlap policy of this start while other runs of the workflow are going [default:
+    /// the workflow's `schedule.overlap`, or allow for a workflow without a schedule].
+    #[arg(long, value_enum)]
+    overlap: Option<OverlapArg>,
     /// Where command tasks run under `aloft dev` [default: the working directory].
     #[arg(long)]
     workdir: Option<PathBuf>,
@@ -192,6 +196,7 @@ pub async fn start_run(args: StartArgs) -> anyhow::Result<ExitCode> {
         input,
         idempotency_key: args.idempotency_key.clone(),
         scheduled_time: None,
+        overlap: args.overlap.map(Into::into),
     };
     let workdir = match &args.workdir {
         Some(dir) => dir.clone(),
@@ -200,12 +205,12 @@ pub async fn start_run(args: StartArgs) -> anyhow::Result<ExitCode> {
     let workdir = std::fs::canonicalize(&workdir)
         .with_context(|| format!("cannot resolve --workdir {}", workdir.display()))?;
     let started = start_in(&engine, request, Some(workdir.display().to_string())).await?;
+    if let Some(code) = admitted(&args.workflow, &started, args.output) {
+        return Ok(code);
+    }
     if !args.wait {
         match args.output {
-            Output::Json => outln!(
-                "{}",
-                json!({"run_id": started.run_id, "created": started.created})
-            ),
+            Output::Json => outln!("{}", reply(&started)),
             Output::Text => outln!("{}", started.run_id),
         }
         return Ok(ExitCode::SUCCESS);

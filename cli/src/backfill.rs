@@ -1,8 +1,10 @@
 //! `aloft backfill FILE --from T --to T`: one run per schedule tick of a past range, on
-//! this machine.
+//! this machine, or with `--backend aws` through the AWS trigger path (the runs are
+//! driven by the deployed functions or `aloft dev`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -10,18 +12,23 @@ use jiff::Timestamp;
 use serde_json::json;
 use tokio::signal::unix::SignalKind;
 
+use aloft_aws::read::version_of;
 use aloft_core::RunStatus;
 use aloft_core::schedule::ticks::between;
 use aloft_core::schedule::{Schedule, time_zone};
 use aloft_core::source::load_path;
 use aloft_local::backfill::{Filled, backfill};
 
+use crate::aws::{AwsArgs, BackendKind};
 use crate::out::{errln, outln};
 use crate::run::{folder_of, open};
 use crate::{DbArgs, Output};
 
 /// Most ticks one backfill runs.
 const MAX_TICKS: usize = 10_000;
+
+/// How often a backfill on AWS looks at its runs' status on the table.
+const AWS_POLL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Args)]
 pub struct BackfillArgs {
@@ -39,8 +46,13 @@ pub struct BackfillArgs {
     /// Print the ticks and their runs as JSON on stdout.
     #[arg(long, value_enum, default_value_t)]
     output: Output,
+    /// Where the runs go: on AWS the file must be the workflow's stored LATEST version.
+    #[arg(long, value_enum, default_value_t, env = "ALOFT_BACKEND")]
+    backend: BackendKind,
     #[command(flatten)]
     db: DbArgs,
+    #[command(flatten)]
+    aws: AwsArgs,
 }
 
 /// Run every tick of the range and print tick, run and status; exit 0 only if every
@@ -71,8 +83,6 @@ pub async fn run_backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         definition.name,
         args.max_parallel
     );
-    let workdir = folder_of(&args.file)?.display().to_string();
-    let mut runner = open(&args.db)?;
     let mut terminate =
         tokio::signal::unix::signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
     let mut progress = |filled: &Filled| {
@@ -85,10 +95,20 @@ pub async fn run_backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         );
     };
     let max_parallel = usize::from(args.max_parallel);
-    let done = tokio::select! {
-        done = backfill(&mut runner, &definition, Some(workdir), &ticks, max_parallel, &mut progress) => done?,
-        _ = tokio::signal::ctrl_c() => return Ok(interrupted(130)),
-        _ = terminate.recv() => return Ok(interrupted(143)),
+    let done = if args.backend == BackendKind::Aws {
+        tokio::select! {
+            done = on_aws(&args, &definition, &ticks, &mut progress) => done?,
+            _ = tokio::signal::ctrl_c() => return Ok(interrupted(130)),
+            _ = terminate.recv() => return Ok(interrupted(143)),
+        }
+    } else {
+        let workdir = folder_of(&args.file)?.display().to_string();
+        let mut runner = open(&args.db)?;
+        tokio::select! {
+            done = backfill(&mut runner, &definition, Some(workdir), &ticks, max_parallel, &mut progress) => done?,
+            _ = tokio::signal::ctrl_c() => return Ok(interrupted(130)),
+            _ = terminate.recv() => return Ok(interrupted(143)),
+        }
     };
     print(&definition.name, &done, args.output);
     let all_succeeded = done.iter().all(|f| f.status == RunStatus::Succeeded);
@@ -97,6 +117,54 @@ pub async fn run_backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The backfill on AWS, of the workflow's stored LATEST version, which must be the
+/// file's: the runs are those of the stored definition, so a file that differs from it
+/// would be backfilled with a schedule and tasks it does not show.
+async fn on_aws(
+    args: &BackfillArgs,
+    definition: &aloft_core::Definition,
+    ticks: &[Timestamp],
+    progress: &mut dyn FnMut(&Filled),
+) -> anyhow::Result<Vec<Filled>> {
+    let backend = args.aws.connect().await?;
+    let (_, version) = version_of(definition)?;
+    let stored = backend.store().latest_version(&definition.name).await?;
+    if stored.as_deref() != Some(version.as_str()) {
+        let found =
+            stored.map_or_else(|| "no stored version".to_owned(), |v| format!("LATEST {v}"));
+        bail!(
+            "{}: workflow {} is version {version} in this file, and {found} on AWS: a \
+             backfill runs the stored LATEST version, so store this one first with \
+             `aloft deploy` or `aloft workflows put {}`",
+            args.file.display(),
+            definition.name,
+            args.file.display()
+        );
+    }
+    let engine = backend.engine();
+    let max_parallel = usize::from(args.max_parallel);
+    let mut each = |filled: &aloft_aws::backfill::Filled| progress(&local(filled));
+    let done = aloft_aws::backfill::backfill(
+        &engine,
+        &definition.name,
+        ticks,
+        max_parallel,
+        AWS_POLL,
+        &mut each,
+    )
+    .await?;
+    Ok(done.iter().map(local).collect())
+}
+
+fn local(filled: &aloft_aws::backfill::Filled) -> Filled {
+    Filled {
+        tick: filled.tick,
+        run_id: filled.run_id.clone(),
+        status: filled.status,
+        created: filled.created,
+    }
 }
 
 fn interrupted(code: u8) -> ExitCode {

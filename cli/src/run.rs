@@ -125,7 +125,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Say what the overlap policy did with the start; an exit code when no run was made.
-fn admitted(workflow: &str, started: &Started, output: Output) -> Option<ExitCode> {
+pub(crate) fn admitted(workflow: &str, started: &Started, output: Output) -> Option<ExitCode> {
     match &started.admission {
         Admission::Skipped { active } => {
             errln!(

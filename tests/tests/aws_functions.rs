@@ -122,7 +122,10 @@ async fn trigger_and_plan_functions_serve_their_events() {
     assert_eq!(first["created"], true);
     let (_, again) = trigger.invoke(request);
     let again: Value = serde_json::from_str(&again).expect("JSON answer");
-    assert_eq!(again, json!({"run_id": run_id, "created": false}));
+    assert_eq!(
+        again,
+        json!({"run_id": run_id, "created": false, "admission": "started"})
+    );
 
     // A request for a workflow never put is an error document naming it.
     let (status, error) = trigger.invoke(r#"{"workflow": "nope"}"#);

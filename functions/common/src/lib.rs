@@ -2,7 +2,8 @@
 //! everything else is the engine and the AWS adapters, wired here.
 //!
 //! - trigger: a direct request, an EventBridge Scheduler invocation or an EventBridge
-//!   event in; `{"run_id", "created"}` out.
+//!   event in; `{"run_id", "created", "admission"}` out (see `aloft_aws::trigger::reply`:
+//!   a start the overlap policy skipped reads `"admission": "skipped"`, not a repeat).
 //! - plan, dispatch, complete: SQS batches in; a partial batch response out, naming only
 //!   the messages that failed.
 
@@ -10,11 +11,11 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::info;
 
 use aloft_aws::batch::{batch_response, from_sqs_event, handle_batch};
-use aloft_aws::trigger::{TriggerError, parse, start};
+use aloft_aws::trigger::{TriggerError, parse, reply, start};
 use aloft_aws::{AwsEngine, Backend, Settings};
 
 /// Logs as JSON lines when Lambda asks for them (`AWS_LAMBDA_LOG_FORMAT=JSON`), as text
@@ -89,8 +90,9 @@ pub async fn trigger(
     }
     let workflow = request.workflow.clone();
     let started = start(engine, request).await.map_err(diagnostic)?;
-    info!(workflow, run_id = %started.run_id, created = started.created, "trigger handled");
-    Ok(json!({"run_id": started.run_id, "created": started.created}))
+    let reply = reply(&started);
+    info!(workflow, run_id = %started.run_id, created = started.created, admission = %reply["admission"], "trigger handled");
+    Ok(reply)
 }
 
 /// A trigger error as the invoke's error document.

@@ -7,6 +7,7 @@
 //! batch of queue messages through the engine. `aloft deploy`'s schedules and rules are
 //! in `deploy`, behind the cargo feature of that name, which only the command line enables.
 
+pub mod backfill;
 pub mod batch;
 #[cfg(feature = "deploy")]
 pub mod deploy;

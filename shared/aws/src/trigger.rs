@@ -1,8 +1,10 @@
 //! What the trigger function accepts, and starting a run from it.
 //!
 //! Three shapes arrive:
-//! - a direct request, `{"workflow", "input", "idempotency_key"}` (from `aloft start`,
-//!   an SDK call, or any other service);
+//! - a direct request, `{"workflow", "input", "idempotency_key", "overlap"}` (from
+//!   `aloft start`, an SDK call, or any other service); `overlap`, if given, is this
+//!   start's overlap policy (`allow`, `skip`, `buffer_one` or `cancel_running`) in place
+//!   of the workflow's;
 //! - an EventBridge Scheduler invocation: the schedule's input,
 //!   `{"workflow", "scheduled_time": "<aws.scheduler.scheduled-time>", ...}`; the run key
 //!   is the scheduled time, so a repeated delivery of one tick starts one run;
@@ -18,13 +20,18 @@
 //!
 //! A direct request without a key is keyed by the Lambda request id, which Lambda keeps
 //! across its own retries of one asynchronous invoke.
+//!
+//! The reply ([`reply`]) names the run and how the overlap policy admitted the start, so
+//! a skipped start (no run made) is not taken for a repeated one.
 
 use serde_json::{Value, json};
 
 use aloft_core::Definition;
+use aloft_core::definition::Overlap;
 use aloft_core::events::{self, EventError};
+use aloft_core::schedule::ticks::tick_key;
 use aloft_engine::ports::PortError;
-use aloft_engine::{EngineError, StartRequest, Started};
+use aloft_engine::{Admission, EngineError, StartRequest, Started};
 
 use crate::AwsEngine;
 
@@ -43,6 +50,8 @@ pub struct Trigger {
     pub scheduled_time: Option<u64>,
     /// The wrapped EventBridge event, matched against the workflow's event triggers.
     pub event: Option<Value>,
+    /// This start's overlap policy; `None` follows the workflow's.
+    pub overlap: Option<Overlap>,
 }
 
 impl From<TriggerRequest> for Trigger {
@@ -53,6 +62,7 @@ impl From<TriggerRequest> for Trigger {
             idempotency_key: request.idempotency_key,
             scheduled_time: request.scheduled_time,
             event: None,
+            overlap: request.overlap,
         }
     }
 }
@@ -68,6 +78,8 @@ pub struct TriggerRequest {
     pub idempotency_key: Option<String>,
     /// The schedule tick, ms since the epoch.
     pub scheduled_time: Option<u64>,
+    /// This start's overlap policy; `None` follows the workflow's.
+    pub overlap: Option<Overlap>,
 }
 
 /// Why a trigger event cannot start a run.
@@ -126,6 +138,7 @@ pub fn parse(event: &Value) -> Result<Trigger, TriggerError> {
             idempotency_key: Some(key),
             scheduled_time: None,
             event: Some(wrapped.clone()),
+            overlap: None,
         });
     }
     if event.get("detail-type").is_some() {
@@ -152,6 +165,7 @@ pub fn parse(event: &Value) -> Result<Trigger, TriggerError> {
             idempotency_key: key,
             scheduled_time: None,
             event: None,
+            overlap: None,
         });
     }
     if !event.is_object() {
@@ -160,6 +174,7 @@ pub fn parse(event: &Value) -> Result<Trigger, TriggerError> {
         )));
     }
     let workflow = text(event, "workflow", "a trigger request")?;
+    let overlap = overlap(event)?;
     if let Some(tick) = event.get("scheduled_time") {
         let tick = tick.as_str().ok_or_else(|| {
             TriggerError::BadRequest("scheduled_time must be an RFC 3339 text".into())
@@ -171,6 +186,7 @@ pub fn parse(event: &Value) -> Result<Trigger, TriggerError> {
             idempotency_key: Some(format!("schedule:{tick}")),
             scheduled_time: Some(at),
             event: None,
+            overlap,
         });
     }
     let key = match event.get("idempotency_key") {
@@ -188,7 +204,53 @@ pub fn parse(event: &Value) -> Result<Trigger, TriggerError> {
         idempotency_key: key,
         scheduled_time: None,
         event: None,
+        overlap,
     })
+}
+
+/// The `overlap` field of a request, if it has one.
+fn overlap(event: &Value) -> Result<Option<Overlap>, TriggerError> {
+    let known = "allow, skip, buffer_one or cancel_running";
+    match event.get("overlap") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(policy)) => serde_json::from_value(Value::String(policy.clone()))
+            .map(Some)
+            .map_err(|_| {
+                TriggerError::BadRequest(format!(
+                    "overlap {policy:?} is not an overlap policy: use {known}"
+                ))
+            }),
+        Some(other) => Err(TriggerError::BadRequest(format!(
+            "overlap must be text ({known}), not {other}"
+        ))),
+    }
+}
+
+/// The invocation EventBridge Scheduler makes for the tick at `tick` of a workflow's
+/// schedule, as [`parse`] reads it: keyed `schedule:<tick>`, the key of the embedded
+/// backend's ticks.
+pub fn scheduler_invocation(workflow: &str, tick: jiff::Timestamp) -> Value {
+    let key = tick_key(tick);
+    let time = key.strip_prefix("schedule:").unwrap_or(&key);
+    json!({"workflow": workflow, "scheduled_time": time})
+}
+
+/// The trigger's reply: the run, whether it was created, and how the overlap policy
+/// admitted the start (`started`, `buffered`, `skipped` or `replaced`, with the runs
+/// concerned). A skipped start names the first run it was skipped for as `run_id`.
+pub fn reply(started: &Started) -> Value {
+    let mut reply = json!({"run_id": started.run_id, "created": started.created});
+    let (admission, field, runs) = match &started.admission {
+        Admission::Started => ("started", None, None),
+        Admission::Buffered { behind } => ("buffered", Some("behind"), Some(behind)),
+        Admission::Skipped { active } => ("skipped", Some("active"), Some(active)),
+        Admission::Replaced { cancelled } => ("replaced", Some("cancelled"), Some(cancelled)),
+    };
+    reply["admission"] = json!(admission);
+    if let (Some(field), Some(runs)) = (field, runs) {
+        reply[field] = json!(runs);
+    }
+    reply
 }
 
 /// Start a run of the workflow's LATEST version.
@@ -213,14 +275,15 @@ pub async fn start_in(
         Some(event) => event_input(&definition, event)?,
         None => trigger.input,
     };
+    let request = StartRequest {
+        definition,
+        input,
+        idempotency_key: trigger.idempotency_key,
+        scheduled_time: trigger.scheduled_time,
+        workdir,
+    };
     Ok(engine
-        .trigger(StartRequest {
-            definition,
-            input,
-            idempotency_key: trigger.idempotency_key,
-            scheduled_time: trigger.scheduled_time,
-            workdir,
-        })
+        .trigger_with_overlap(request, trigger.overlap)
         .await?)
 }
 

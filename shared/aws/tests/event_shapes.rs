@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 
 use aloft_aws::batch::{Received, batch_response, from_sqs_event, parse_body};
 use aloft_aws::destination::DestinationRecord;
-use aloft_aws::trigger::{Trigger, TriggerError, event_input, parse};
+use aloft_aws::trigger::{Trigger, TriggerError, event_input, parse, scheduler_invocation};
 use aloft_core::Failure;
+use aloft_core::definition::Overlap;
 use aloft_engine::message::{Message, Outcome, TaskKey};
 
 /// The run every task fixture belongs to.
@@ -305,6 +306,7 @@ fn a_scheduler_invocation_is_keyed_by_its_tick() {
             idempotency_key: Some("schedule:2026-12-04T02:00:00Z".into()),
             scheduled_time: Some(u64::try_from(tick).expect("after 1970")),
             event: None,
+            overlap: None,
         }
     );
 }
@@ -320,6 +322,7 @@ fn an_eventbridge_event_asking_for_a_run_is_keyed_by_its_id() {
             idempotency_key: Some("event:6f2d8c41-a9e3-7b50-1c4d-e83f09a2b765".into()),
             scheduled_time: None,
             event: None,
+            overlap: None,
         }
     );
     assert_eq!(
@@ -425,6 +428,7 @@ fn a_direct_request_is_taken_as_given() {
             idempotency_key: Some("backfill-eu-7-2026-12-03".into()),
             scheduled_time: None,
             event: None,
+            overlap: None,
         }
     );
     // Without a key or an input: no key (the function keys it by request id), input {}.
@@ -436,8 +440,57 @@ fn a_direct_request_is_taken_as_given() {
             idempotency_key: None,
             scheduled_time: None,
             event: None,
+            overlap: None,
         }
     );
+}
+
+#[test]
+fn a_direct_request_may_name_its_own_overlap_policy() {
+    let request = json!({"workflow": "order-sync", "overlap": "buffer_one"});
+    let trigger = parse(&request).expect("a request");
+    assert_eq!(trigger.overlap, Some(Overlap::BufferOne));
+    assert_eq!(trigger.idempotency_key, None);
+    for (text, policy) in [
+        ("allow", Overlap::Allow),
+        ("skip", Overlap::Skip),
+        ("cancel_running", Overlap::CancelRunning),
+    ] {
+        let request = json!({"workflow": "order-sync", "overlap": text});
+        assert_eq!(parse(&request).expect(text).overlap, Some(policy));
+    }
+    let plain = parse(&json!({"workflow": "order-sync", "overlap": null})).expect("null");
+    assert_eq!(plain.overlap, None);
+}
+
+#[test]
+fn an_unknown_overlap_policy_is_a_bad_request_naming_it() {
+    let error = parse(&json!({"workflow": "order-sync", "overlap": "queue_all"}))
+        .expect_err("no such policy");
+    assert!(matches!(error, TriggerError::BadRequest(_)), "{error:?}");
+    assert!(error.to_string().contains("\"queue_all\""), "{error}");
+    assert!(error.to_string().contains("buffer_one"), "{error}");
+    let error = parse(&json!({"workflow": "order-sync", "overlap": 3})).expect_err("a number");
+    assert!(
+        error.to_string().contains("overlap must be text"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_scheduler_invocation_built_for_a_backfill_is_keyed_like_a_fired_tick() {
+    let tick: jiff::Timestamp = "2026-12-04T02:00:00.250Z".parse().expect("a time");
+    let invocation = scheduler_invocation("nightly-etl", tick);
+    assert_eq!(
+        invocation,
+        json!({"workflow": "nightly-etl", "scheduled_time": "2026-12-04T02:00:00Z"})
+    );
+    let trigger = parse(&invocation).expect("a tick");
+    assert_eq!(
+        trigger.idempotency_key,
+        Some(aloft_core::schedule::ticks::tick_key(tick))
+    );
+    assert_eq!(trigger.scheduled_time, Some(1_796_349_600_000));
 }
 
 #[test]
