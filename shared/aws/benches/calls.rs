@@ -11,8 +11,9 @@
 //! response body to turn the requests into what AWS bills for them. It prints Markdown
 //! tables: requests and billed units per task, by operation, and the orchestration cost
 //! per million tasks at the list prices in [`PRICES`]. Workloads: etl, fan-in, cleanup
-//! (the examples' DAGs with `pass` tasks), fan1000 (1 -> 998 -> 1) and foreach1000 (a
-//! `for_each` over 1,000 items).
+//! (the examples' DAGs with `pass` tasks), etl-lambda and fan-in-lambda (the examples
+//! with their tasks answered as a Lambda destination would, see [`Answering`]), fan1000
+//! (1 -> 998 -> 1) and foreach1000 (a `for_each` over 1,000 items).
 //!
 //! `calls startup NATIVE_DIR [ARM64_DIR]` starts each of the four function binaries in
 //! NATIVE_DIR 20 times against a fake Lambda Runtime API on 127.0.0.1 and prints, per
