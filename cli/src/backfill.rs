@@ -14,6 +14,7 @@ use tokio::signal::unix::SignalKind;
 
 use aloft_aws::read::version_of;
 use aloft_core::RunStatus;
+use aloft_core::definition::Overlap;
 use aloft_core::schedule::ticks::between;
 use aloft_core::schedule::{Schedule, time_zone};
 use aloft_core::source::load_path;
@@ -21,7 +22,7 @@ use aloft_local::backfill::{Filled, backfill};
 
 use crate::aws::{AwsArgs, BackendKind};
 use crate::out::{errln, outln};
-use crate::run::{folder_of, open};
+use crate::run::{OverlapArg, folder_of, open};
 use crate::{DbArgs, Output};
 
 /// Most ticks one backfill runs.
@@ -40,9 +41,15 @@ pub struct BackfillArgs {
     /// End of the range (excluded).
     #[arg(long)]
     to: String,
-    /// Most runs going at once; ticks start oldest first.
+    /// Most runs going at once; ticks start oldest first. Only under the overlap policy
+    /// `allow` do a backfill's runs overlap: under any other, one tick runs at a time.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     max_parallel: u16,
+    /// Overlap policy of the backfill's runs [default: the workflow's
+    /// `schedule.overlap`]. A backfill never skips or cancels its own ticks: under a
+    /// policy other than `allow` it waits for each run to settle before the next.
+    #[arg(long, value_enum)]
+    overlap: Option<OverlapArg>,
     /// Print the ticks and their runs as JSON on stdout.
     #[arg(long, value_enum, default_value_t)]
     output: Output,
@@ -77,11 +84,11 @@ pub async fn run_backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     let from = instant("--from", &args.from)?;
     let to = instant("--to", &args.to)?;
     let ticks = between(&schedule, &zone, from, to, MAX_TICKS)?;
+    let max_parallel = allowed_parallel(&args, spec.overlap);
     errln!(
-        "{} tick(s) of {} in [{from}, {to}), at most {} at once",
+        "{} tick(s) of {} in [{from}, {to}), at most {max_parallel} at once",
         ticks.len(),
         definition.name,
-        args.max_parallel
     );
     let mut terminate =
         tokio::signal::unix::signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
@@ -94,10 +101,9 @@ pub async fn run_backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
             filled.status
         );
     };
-    let max_parallel = usize::from(args.max_parallel);
     let done = if args.backend == BackendKind::Aws {
         tokio::select! {
-            done = on_aws(&args, &definition, &ticks, &mut progress) => done?,
+            done = on_aws(&args, &definition, &ticks, max_parallel, &mut progress) => done?,
             _ = tokio::signal::ctrl_c() => return Ok(interrupted(130)),
             _ = terminate.recv() => return Ok(interrupted(143)),
         }
@@ -119,6 +125,29 @@ pub async fn run_backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// How many of the backfill's runs may go at once. The overlap policy governs a backfill
+/// too, but a backfill waits rather than skipping or cancelling its own ticks: its runs
+/// overlap only under `allow`.
+fn allowed_parallel(args: &BackfillArgs, workflow: Overlap) -> usize {
+    let policy = args.overlap.map_or(workflow, Overlap::from);
+    if policy == Overlap::Allow {
+        return usize::from(args.max_parallel);
+    }
+    if args.max_parallel > 1 {
+        let name = match policy {
+            Overlap::Skip => "skip",
+            Overlap::BufferOne => "buffer_one",
+            Overlap::CancelRunning => "cancel_running",
+            Overlap::Allow => "allow",
+        };
+        errln!(
+            "overlap {name}: one tick at a time (--max-parallel {} needs --overlap allow)",
+            args.max_parallel
+        );
+    }
+    1
+}
+
 /// The backfill on AWS, of the workflow's stored LATEST version, which must be the
 /// file's: the runs are those of the stored definition, so a file that differs from it
 /// would be backfilled with a schedule and tasks it does not show.
@@ -126,6 +155,7 @@ async fn on_aws(
     args: &BackfillArgs,
     definition: &aloft_core::Definition,
     ticks: &[Timestamp],
+    max_parallel: usize,
     progress: &mut dyn FnMut(&Filled),
 ) -> anyhow::Result<Vec<Filled>> {
     let backend = args.aws.connect().await?;
@@ -144,7 +174,6 @@ async fn on_aws(
         );
     }
     let engine = backend.engine();
-    let max_parallel = usize::from(args.max_parallel);
     let mut each = |filled: &aloft_aws::backfill::Filled| progress(&local(filled));
     let done = aloft_aws::backfill::backfill(
         &engine,

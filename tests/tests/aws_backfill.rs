@@ -94,6 +94,9 @@ async fn a_backfill_on_aws_runs_each_tick_once_at_most_max_parallel_at_a_time() 
         "2026-03-01T04:00:00Z",
         "--max-parallel",
         "2",
+        // The workflow's own policy (skip) would take one tick at a time.
+        "--overlap",
+        "allow",
         "--backend",
         "aws",
         "--output",
