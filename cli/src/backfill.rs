@@ -174,26 +174,16 @@ async fn on_aws(
         );
     }
     let engine = backend.engine();
-    let mut each = |filled: &aloft_aws::backfill::Filled| progress(&local(filled));
     let done = aloft_aws::backfill::backfill(
         &engine,
         &definition.name,
         ticks,
         max_parallel,
         AWS_POLL,
-        &mut each,
+        progress,
     )
     .await?;
-    Ok(done.iter().map(local).collect())
-}
-
-fn local(filled: &aloft_aws::backfill::Filled) -> Filled {
-    Filled {
-        tick: filled.tick,
-        run_id: filled.run_id.clone(),
-        status: filled.status,
-        created: filled.created,
-    }
+    Ok(done)
 }
 
 fn interrupted(code: u8) -> ExitCode {

@@ -17,24 +17,12 @@ use tracing::info;
 
 use aloft_core::RunStatus;
 use aloft_core::definition::Overlap;
+pub use aloft_core::schedule::ticks::Filled;
 use aloft_engine::EngineError;
 use aloft_engine::ports::Store;
 
 use crate::AwsEngine;
 use crate::trigger::{TriggerError, parse, scheduler_invocation, start};
-
-/// What became of one tick.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Filled {
-    /// The tick, ms since the epoch.
-    pub tick: u64,
-    /// Its run.
-    pub run_id: String,
-    /// How the run ended.
-    pub status: RunStatus,
-    /// False when the tick's run existed before this backfill.
-    pub created: bool,
-}
 
 /// A tick whose run is going.
 #[derive(Debug)]

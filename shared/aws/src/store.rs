@@ -461,13 +461,7 @@ impl DynamoStore {
                 .and_then(|h| h.as_m().ok())
                 .cloned()
                 .unwrap_or_default();
-            holders.retain(|_, expiry| {
-                expiry
-                    .as_n()
-                    .ok()
-                    .and_then(|e| e.parse::<u64>().ok())
-                    .is_some_and(|e| e > now)
-            });
+            holders.retain(|_, expiry| unexpired(expiry, now));
             if holders.contains_key(holder) {
                 return Ok(true);
             }
@@ -521,6 +515,15 @@ impl DynamoStore {
         )
         .await
     }
+}
+
+/// True when a lease's expiry (ms since the epoch) is after `now`.
+fn unexpired(expiry: &AttributeValue, now: u64) -> bool {
+    expiry
+        .as_n()
+        .ok()
+        .and_then(|e| e.parse::<u64>().ok())
+        .is_some_and(|e| e > now)
 }
 
 /// The table item of a run.
@@ -1183,13 +1186,7 @@ impl Store for DynamoStore {
             .map(|holders| {
                 holders
                     .iter()
-                    .filter(|(_, expiry)| {
-                        expiry
-                            .as_n()
-                            .ok()
-                            .and_then(|e| e.parse::<u64>().ok())
-                            .is_some_and(|e| e > now)
-                    })
+                    .filter(|(_, expiry)| unexpired(expiry, now))
                     .map(|(holder, _)| holder.clone())
                     .collect()
             })

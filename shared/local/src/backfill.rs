@@ -12,6 +12,7 @@ use serde_json::json;
 use tracing::info;
 
 use aloft_core::definition::Overlap;
+pub use aloft_core::schedule::ticks::Filled;
 use aloft_core::schedule::ticks::tick_key;
 use aloft_core::{Definition, RunStatus};
 use aloft_engine::ports::{Clock, Store};
@@ -22,19 +23,6 @@ use crate::runner::{claim_driver, next_visible};
 
 /// Longest wait between two looks at runs driven by other processes.
 const POLL_MS: u64 = 500;
-
-/// What became of one tick.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Filled {
-    /// The tick, ms since the epoch.
-    pub tick: u64,
-    /// Its run.
-    pub run_id: String,
-    /// How the run ended.
-    pub status: RunStatus,
-    /// False when the tick's run existed before this backfill.
-    pub created: bool,
-}
 
 /// A tick whose run is going.
 #[derive(Debug)]

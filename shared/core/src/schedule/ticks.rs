@@ -19,6 +19,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
 use super::Schedule;
+use crate::RunStatus;
 
 /// A tick this late (in ms) or less is on time, not missed.
 pub const ON_TIME_MS: u64 = 60_000;
@@ -161,6 +162,19 @@ pub enum RangeError {
         /// The tick that reached it.
         at: Timestamp,
     },
+}
+
+/// What became of one tick of a backfill, on either backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filled {
+    /// The tick, ms since the epoch.
+    pub tick: u64,
+    /// Its run.
+    pub run_id: String,
+    /// How the run ended.
+    pub status: RunStatus,
+    /// False when the tick's run existed before this backfill.
+    pub created: bool,
 }
 
 /// The ticks in `[from, to)`, oldest first; refused when there are more than `limit`.
