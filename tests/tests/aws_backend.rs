@@ -28,7 +28,7 @@ use aloft_engine::ports::{
     Applied, Clock, Created, Events, Invoker, Job, PortError, PortResult, Queue, Slot, StartError,
     Store, TaskChange,
 };
-use aloft_engine::record::{RunRecord, TaskRecord};
+use aloft_engine::record::{RunRecord, TaskRecord, WatchLeg};
 use aloft_engine::{Admission, Engine, StartRequest};
 use aloft_tests::aws::{LocalAws, Resources};
 
@@ -300,9 +300,15 @@ impl Store for DyingStore {
     async fn output_bytes(&self, run_id: &str, tasks: &[&str]) -> PortResult<u64> {
         self.inner.output_bytes(run_id, tasks).await
     }
-    async fn start_run(&self, run_id: &str, now: u64, deadline: Option<u64>) -> PortResult<bool> {
-        self.write("start_run", self.inner.start_run(run_id, now, deadline))
-            .await
+    async fn start_run(
+        &self,
+        run_id: &str,
+        now: u64,
+        deadline: Option<u64>,
+        watch: Option<WatchLeg>,
+    ) -> PortResult<bool> {
+        let start = self.inner.start_run(run_id, now, deadline, watch);
+        self.write("start_run", start).await
     }
     async fn settle_run(
         &self,
@@ -319,7 +325,11 @@ impl Store for DyingStore {
             .await
     }
     async fn update_task(&self, run_id: &str, change: &TaskChange) -> PortResult<Applied> {
-        self.write("update_task", self.inner.update_task(run_id, change))
+        let label = format!(
+            "update_task {} {}:{}->{}:{}",
+            change.key, change.from, change.attempt, change.to, change.new_attempt
+        );
+        self.write(&label, self.inner.update_task(run_id, change))
             .await
     }
     async fn add_items(
@@ -357,6 +367,10 @@ impl Store for DyingStore {
     async fn arm(&self, run_id: &str, timer: &str, at: u64) -> PortResult<bool> {
         self.write("arm", self.inner.arm(run_id, timer, at)).await
     }
+    async fn move_watch(&self, run_id: &str, from: Option<u64>, to: WatchLeg) -> PortResult<bool> {
+        let moved = self.inner.move_watch(run_id, from, to);
+        self.write("move_watch", moved).await
+    }
     async fn note_settled_upstreams(
         &self,
         run_id: &str,
@@ -370,11 +384,25 @@ impl Store for DyingStore {
 
 /// Queues whose sends fail once, before sending, like a handler that died just then;
 /// and which can send every message twice, like at-least-once delivery at its worst.
+/// They note the type of every message sent.
 #[derive(Debug)]
 struct OddQueue {
     inner: SqsQueue,
     faults: Faults,
     twice: bool,
+    sent: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// A message's type, as it travels (`plan`, `timeout_check`, `watch`, ...), with
+/// ` later` when it is sent with a delay.
+fn kind_of(outgoing: &Outgoing) -> String {
+    let json = serde_json::to_value(&outgoing.message).expect("message JSON");
+    let kind = json["type"].as_str().unwrap_or_default();
+    if outgoing.delay_ms > 0 {
+        format!("{kind} later")
+    } else {
+        kind.to_owned()
+    }
 }
 
 impl Queue for OddQueue {
@@ -382,6 +410,10 @@ impl Queue for OddQueue {
         if self.faults.strikes() {
             return Err(died("right before a send"));
         }
+        self.sent
+            .lock()
+            .expect("sent")
+            .extend(messages.iter().map(kind_of));
         if self.twice {
             self.inner.send(messages.clone()).await?;
         }
@@ -438,8 +470,20 @@ fn faulty_engine(
     twice: bool,
 ) -> Engine<DyingStore, OddQueue, aloft_aws::LambdaInvoker, SystemClock, aloft_aws::EventBridgeEvents>
 {
-    let base = backend.engine();
-    let invoker = base.invoker().clone();
+    recording_engine(backend, faults, twice, None, Arc::default())
+}
+
+/// [`faulty_engine`] running `command` tasks with `commands`, noting the type of every
+/// message it sends in `sent`.
+fn recording_engine(
+    backend: &Backend,
+    faults: &Faults,
+    twice: bool,
+    commands: Option<Arc<dyn LocalCommands>>,
+    sent: Arc<std::sync::Mutex<Vec<String>>>,
+) -> Engine<DyingStore, OddQueue, aloft_aws::LambdaInvoker, SystemClock, aloft_aws::EventBridgeEvents>
+{
+    let invoker = backend.engine_with(commands).invoker().clone();
     Engine::new(
         DyingStore {
             inner: backend.store(),
@@ -449,6 +493,7 @@ fn faulty_engine(
             inner: backend.queue(),
             faults: faults.clone(),
             twice,
+            sent,
         },
         invoker,
         SystemClock,
@@ -509,34 +554,76 @@ async fn every_message_sent_twice_still_settles_each_task_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handler_dying_after_any_write_or_before_any_send_loses_nothing() {
     let stack = LocalAws::start();
-    // A clean run counts the places a handler could die.
+    die_everywhere(&stack, Shape::Fan, 20).await;
+}
+
+/// The workflows the fault sweeps run, and what each run must end as.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// [`FAN`]: every task run once.
+    Fan,
+    /// [`WATCHED`]: attempts that never report, each timed out once.
+    Watched,
+}
+
+impl Shape {
+    fn yaml(self) -> &'static str {
+        match self {
+            Self::Fan => FAN,
+            Self::Watched => WATCHED,
+        }
+    }
+
+    fn engine(
+        self,
+        backend: &Backend,
+        faults: &Faults,
+    ) -> Engine<
+        DyingStore,
+        OddQueue,
+        aloft_aws::LambdaInvoker,
+        SystemClock,
+        aloft_aws::EventBridgeEvents,
+    > {
+        let commands: Option<Arc<dyn LocalCommands>> = match self {
+            Self::Fan => None,
+            Self::Watched => Some(Arc::new(Silent::default())),
+        };
+        recording_engine(backend, faults, false, commands, Arc::default())
+    }
+
+    async fn check(self, backend: &Backend, run: &RunRecord, case: &str) {
+        match self {
+            Self::Fan => assert_fan_settled_once(backend, run, case).await,
+            Self::Watched => assert_watched_timed_out(backend, run, case).await,
+        }
+    }
+}
+
+/// Run `shape` once to count the places a handler could die (more than `least`), then
+/// once per place, each dying there once, all at the same time.
+async fn die_everywhere(stack: &LocalAws, shape: Shape, least: usize) {
     let clean = stack.create("clean", 5, 1);
-    let backend_clean = backend(&stack, &clean, &[]).await;
+    let backend_clean = backend(stack, &clean, &[]).await;
     let counting = Faults::new(0);
-    let run = run_to_end(
-        &backend_clean,
-        &faulty_engine(&backend_clean, &counting, false),
-        FAN,
-        json!({}),
-    )
-    .await;
-    assert_fan_settled_once(&backend_clean, &run, "clean run").await;
+    let engine = shape.engine(&backend_clean, &counting);
+    let run = run_to_end(&backend_clean, &engine, shape.yaml(), json!({})).await;
+    shape.check(&backend_clean, &run, "clean run").await;
     let places = counting.count();
     assert!(
-        places > 20,
+        places > least,
         "a run of this shape writes and sends more than {places} times"
     );
-
-    // Then one run per place, each dying there once, all at the same time.
-    let stack = &stack;
     let mut runs = Vec::new();
     for place in 1..=places {
         let resources = stack.create(&format!("die{place}"), 5, 1);
         runs.push(async move {
             let backend = backend(stack, &resources, &[]).await;
-            let engine = faulty_engine(&backend, &Faults::new(place), false);
-            let run = run_to_end(&backend, &engine, FAN, json!({})).await;
-            assert_fan_settled_once(&backend, &run, &format!("dying at place {place}")).await;
+            let engine = shape.engine(&backend, &Faults::new(place));
+            let run = run_to_end(&backend, &engine, shape.yaml(), json!({})).await;
+            shape
+                .check(&backend, &run, &format!("dying at place {place}"))
+                .await;
         });
     }
     join_all(runs).await;
@@ -650,6 +737,123 @@ async fn overlap_policies_hold_on_dynamodb() {
         }
     );
     drive(&backend, &engine, &fourth.run_id).await;
+}
+
+/// Three attempts that never report: `a` and `b` start at once, `c` once both ended.
+const WATCHED: &str = "
+name: watched
+tasks:
+  a: {run: {command: [never-reports]}, timeout: 3s}
+  b: {run: {command: [never-reports]}, timeout: 4s}
+  c:
+    depends_on: [a, b]
+    trigger_rule: all_done
+    run: {command: [never-reports]}
+    timeout: 3s
+";
+
+/// How many messages of `kind` were sent.
+fn sent_of(sent: &std::sync::Mutex<Vec<String>>, kind: &str) -> usize {
+    sent.lock()
+        .expect("sent")
+        .iter()
+        .filter(|k| *k == kind)
+        .count()
+}
+
+async fn assert_watched_timed_out(backend: &Backend, run: &RunRecord, case: &str) {
+    assert_eq!(run.status, RunStatus::Failed, "{case}");
+    let tasks = tasks(&backend.store(), &run.id).await;
+    for (name, limit) in [("a", 3000), ("b", 4000), ("c", 3000)] {
+        let (record, history) = tasks
+            .iter()
+            .find(|(t, _)| t.key.task == name)
+            .unwrap_or_else(|| panic!("{case}: no task {name}"));
+        assert_eq!(
+            (record.state, record.attempt, history.len()),
+            (TaskState::TimedOut, 1, 1),
+            "{case}: task {name}"
+        );
+        let ran = record.ended_at.unwrap_or(0) - record.started_at.unwrap_or(u64::MAX);
+        assert!(
+            ran >= limit,
+            "{case}: {name} timed out after {ran} ms, its limit is {limit}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_watchdog_per_run_times_out_the_attempts_that_never_report() {
+    let stack = LocalAws::start();
+    let resources = stack.create("watched", 5, 1);
+    let backend = backend(&stack, &resources, &[]).await;
+    let silent = Arc::new(Silent::default());
+    let sent = Arc::default();
+    let commands: Arc<dyn LocalCommands> = silent.clone();
+    let engine = recording_engine(
+        &backend,
+        &Faults::new(0),
+        false,
+        Some(commands),
+        Arc::clone(&sent),
+    );
+    let run = run_to_end(&backend, &engine, WATCHED, json!({})).await;
+
+    assert_watched_timed_out(&backend, &run, "one run").await;
+    assert_eq!(silent.started.load(Ordering::SeqCst), 3);
+    assert_eq!(silent.cancelled.load(Ordering::SeqCst), 3);
+    // The run's watchdog is due 3 s after its start (its shortest limit), before the
+    // deadlines of `a` and `b`: they are timed by it, with no delayed check of their
+    // own, and the leg that finds each past its limit sends it a check due at once. It
+    // comes back at each next deadline, and after `b` times out, one queue delay later;
+    // `c` starts then, with its deadline before that, and sends its own delayed check.
+    let all = sent.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(sent_of(&sent, "timeout_check later"), 1, "{all:?}");
+    assert_eq!(sent_of(&sent, "timeout_check"), 2, "{all:?}");
+    let legs = sent_of(&sent, "watch later");
+    assert!(
+        (2..=4).contains(&legs),
+        "{legs} watchdog legs: {:?}",
+        sent.lock()
+    );
+    assert!(
+        backend
+            .store()
+            .run(&run.id)
+            .await
+            .expect("run")
+            .and_then(|r| r.watch)
+            .is_some(),
+        "the run records its watchdog"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_survives_doubled_messages_and_a_handler_dying_anywhere() {
+    let stack = LocalAws::start();
+    // Every message twice: each leg's duplicate ends on arrival instead of starting a
+    // second watchdog.
+    let doubled = stack.create("doubled", 5, 1);
+    let backend_doubled = backend(&stack, &doubled, &[]).await;
+    let sent = Arc::default();
+    let commands: Arc<dyn LocalCommands> = Arc::new(Silent::default());
+    let engine = recording_engine(
+        &backend_doubled,
+        &Faults::new(0),
+        true,
+        Some(commands),
+        Arc::clone(&sent),
+    );
+    let run = run_to_end(&backend_doubled, &engine, WATCHED, json!({})).await;
+    assert_watched_timed_out(&backend_doubled, &run, "doubled").await;
+    let legs = sent_of(&sent, "watch later");
+    assert!(
+        legs <= 10,
+        "{legs} watchdog legs sent for a run of three deadlines"
+    );
+
+    // A handler dying after any write or before any send.
+    die_everywhere(&stack, Shape::Watched, 10).await;
 }
 
 const SILENT: &str = "

@@ -158,6 +158,8 @@ pub const INLINE_FOLLOW_UPS: usize = 100;
 pub fn engine_config() -> Config {
     Config {
         inline_follow_ups: INLINE_FOLLOW_UPS,
+        run_watchdog: true,
+        start_from_waiting: true,
         ..Config::default()
     }
 }

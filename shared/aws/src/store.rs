@@ -35,7 +35,7 @@ use aloft_core::canonical::canonical_json;
 use aloft_core::{Failure, RunStatus, TaskState};
 use aloft_engine::message::{Message, TaskKey};
 use aloft_engine::ports::{Applied, Created, PortError, PortResult, Slot, Store, TaskChange};
-use aloft_engine::record::{ItemCounts, RunRecord, TaskRecord};
+use aloft_engine::record::{ItemCounts, RunRecord, TaskRecord, WatchLeg};
 
 use crate::error::dynamodb_error;
 
@@ -591,6 +591,9 @@ pub fn run_from_item(item: &Item) -> PortResult<RunRecord> {
         failed: get_n(item, "failed").unwrap_or(0),
         scheduled_time: get_n(item, "scheduled_time").unwrap_or(0),
         workdir: get_s(item, "workdir").map(str::to_owned),
+        watch: get_n(item, "watch_at")
+            .zip(get_n(item, "watch_leg"))
+            .map(|(at, leg)| WatchLeg { at, leg }),
     })
 }
 
@@ -820,12 +823,27 @@ impl Store for DynamoStore {
         run_id: &str,
         now: u64,
         deadline_at: Option<u64>,
+        watch: Option<WatchLeg>,
     ) -> PortResult<bool> {
         let mut expr = Expr::default();
         expr.set("status", s(RunStatus::Running.as_str()))
             .set("started_at", n(now))
-            .set_opt("deadline_at", deadline_at.map(n));
+            .set_opt("deadline_at", deadline_at.map(n))
+            .set_opt("watch_at", watch.map(|w| n(w.at)))
+            .set_opt("watch_leg", watch.map(|w| n(w.leg)));
         let condition = expr.equals("status", s(RunStatus::Queued.as_str()));
+        self.update(key(run_pk(run_id), "RUN"), expr, Some(condition))
+            .await
+    }
+
+    async fn move_watch(&self, run_id: &str, from: Option<u64>, to: WatchLeg) -> PortResult<bool> {
+        let mut expr = Expr::default();
+        expr.set("watch_at", n(to.at)).set("watch_leg", n(to.leg));
+        let held = match from {
+            Some(leg) => expr.equals("watch_leg", n(leg)),
+            None => "attribute_not_exists(watch_leg)".to_owned(),
+        };
+        let condition = format!("{held} AND attribute_exists(pk)");
         self.update(key(run_pk(run_id), "RUN"), expr, Some(condition))
             .await
     }

@@ -42,8 +42,15 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 result = Err(Failure::new(Failure::TIMEOUT, message));
             }
         }
-        self.finish_attempt_at(&run, key, attempt, result, ended_at, TaskState::Running)
-            .await
+        self.finish_attempt_at(
+            &run,
+            key,
+            attempt,
+            result,
+            ended_at,
+            (TaskState::Running, attempt),
+        )
+        .await
     }
 
     /// The timeout an attempt that ended at `ended` had already passed, if any.
@@ -78,7 +85,22 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         let Some(record) = self.task_record(run_id, key).await? else {
             return Ok(());
         };
+        let timed_out = record
+            .failure
+            .as_ref()
+            .is_some_and(|f| f.kind == Failure::TIMEOUT);
+        let ended_by_timeout = timed_out
+            && (record.attempt == attempt && record.state.is_settled()
+                || record.attempt == attempt + 1 && record.state == TaskState::Ready);
         if record.state != TaskState::Running || record.attempt != attempt {
+            if ended_by_timeout {
+                // An earlier delivery timed the attempt out and may have stopped before
+                // the follow-ups: the same change again finds it done and repeats them.
+                if let Some(run) = self.run_record(run_id).await? {
+                    let failure = Failure::new(Failure::TIMEOUT, "attempt ran past its timeout");
+                    return self.finish_attempt(&run, key, attempt, Err(failure)).await;
+                }
+            }
             return Ok(());
         }
         let Some(run) = self.run_record(run_id).await? else {
@@ -120,24 +142,34 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         attempt: u32,
         result: Result<Value, Failure>,
     ) -> Result<(), EngineError> {
-        self.finish_attempt_at(run, key, attempt, result, None, TaskState::Running)
-            .await
+        self.finish_attempt_at(
+            run,
+            key,
+            attempt,
+            result,
+            None,
+            (TaskState::Running, attempt),
+        )
+        .await
     }
 
-    /// Start and finish a `pass` attempt in one write, from ready.
+    /// Start and finish a `pass` attempt in one write: the change `start` that would
+    /// have marked it running (from ready or waiting) ends it instead.
     pub(crate) async fn finish_pass(
         &self,
         run: &RunRecord,
-        key: &TaskKey,
-        attempt: u32,
+        start: &TaskChange,
         output: Value,
     ) -> Result<(), EngineError> {
-        self.finish_attempt_at(run, key, attempt, Ok(output), None, TaskState::Ready)
+        let key = &start.key;
+        let from = (start.from, start.attempt);
+        self.finish_attempt_at(run, key, start.new_attempt, Ok(output), None, from)
             .await
     }
 
     /// [`Self::finish_attempt`] for an attempt known to have ended at `ended_at`, left
-    /// from state `from` (running; ready for a `pass` task that starts and ends at once).
+    /// from state and attempt `from`: running at `attempt`, or, for a `pass` task that
+    /// starts and ends at once, ready at `attempt` or waiting at 0.
     async fn finish_attempt_at(
         &self,
         run: &RunRecord,
@@ -145,8 +177,9 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         attempt: u32,
         result: Result<Value, Failure>,
         ended_at: Option<u64>,
-        from: TaskState,
+        from: (TaskState, u32),
     ) -> Result<(), EngineError> {
+        let (from, from_attempt) = from;
         let now = self.clock.now();
         let ended = ended_at.map_or(now, |at| at.min(now));
         let workflow = self.workflow(run).await?;
@@ -157,11 +190,11 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         let mut change = TaskChange {
             key: key.clone(),
             from,
-            attempt,
+            attempt: from_attempt,
             to: TaskState::Succeeded,
             new_attempt: attempt,
             not_before: None,
-            started_at: (from == TaskState::Ready).then_some(now),
+            started_at: (from != TaskState::Running).then_some(now),
             ended_at: Some(ended),
             output: None,
             failure: None,

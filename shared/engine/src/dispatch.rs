@@ -7,7 +7,7 @@ use aloft_core::definition::RunSpec;
 use aloft_core::workflow::TaskPlan;
 use aloft_core::{Failure, TaskState, Workflow};
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, WATCH_MARGIN_MS};
 use crate::message::{Message, TaskKey};
 use crate::plan::holder;
 use crate::ports::{Clock, Events, Invoker, Job, Queue, Slot, StartError, Store, TaskChange};
@@ -26,7 +26,13 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             return Ok(());
         };
         let started = record.state == TaskState::Running || record.state.is_settled();
-        if record.attempt != attempt || record.state != TaskState::Ready && !started {
+        // A task the planner decided to run without writing it ready (see
+        // `Config::start_from_waiting`).
+        let waiting = self.config.start_from_waiting
+            && record.state == TaskState::Waiting
+            && record.attempt == 0
+            && attempt == 1;
+        if !waiting && (record.attempt != attempt || record.state != TaskState::Ready && !started) {
             debug!(run_id, task = %key, attempt, state = %record.state, "duplicate dispatch ignored");
             return Ok(());
         }
@@ -72,65 +78,86 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             let expires = now + task.timeout.as_millis() + self.config.lease_grace_ms;
             if let Some(full) = self.store.acquire(&slots, &holder, now, expires).await? {
                 debug!(run_id, task = %key, attempt, scope = %full, "task waits for a slot");
+                let mut since = record.not_before;
+                if waiting {
+                    // It waits as a ready task: the wake-up's dispatch finds it so.
+                    let ready = TaskChange {
+                        to: TaskState::Ready,
+                        not_before: Some(now),
+                        started_at: None,
+                        ..start_change(&record, attempt, now)
+                    };
+                    if !self.update_task(run_id, &ready).await?.applied {
+                        return self.release_slots(&holder).await;
+                    }
+                    since = now;
+                }
                 self.store.park(&full, &message).await?;
                 let timer = format!("recheck/{key}/{attempt}");
-                return self
-                    .recheck(run_id, &timer, message, record.not_before)
-                    .await;
+                return self.recheck(run_id, &timer, message, since).await;
             }
         }
-        self.start_attempt(&run, &workflow, task, &record).await
+        self.start_attempt(&run, &workflow, task, &record, attempt)
+            .await
     }
 
-    /// Move the task to running and start it; pass tasks finish on the spot.
+    /// Move the task from its state in `record` (ready, or waiting) to running for
+    /// `attempt` and start it; pass tasks finish on the spot.
     async fn start_attempt(
         &self,
         run: &RunRecord,
         workflow: &Workflow,
         task: &TaskPlan,
         record: &TaskRecord,
+        attempt: u32,
     ) -> Result<(), EngineError> {
         let now = self.clock.now();
         let key = &record.key;
-        if !matches!(task.run, RunSpec::Pass(_)) {
+        let from = record;
+        let record = &TaskRecord {
+            state: TaskState::Ready,
+            attempt,
+            ..from.clone()
+        };
+        let due_at = now + task.timeout.as_millis();
+        let check = Message::TimeoutCheck {
+            run_id: run.id.clone(),
+            key: key.clone(),
+            attempt: record.attempt,
+            due_at,
+        };
+        let watched = Self::watched(run, due_at, now);
+        if !matches!(task.run, RunSpec::Pass(_)) && !watched {
             // The check goes out before the attempt is marked running: a dispatcher that
             // stops between the two leaves a running attempt that times out and follows
             // its retry policy, never one that waits forever. A check that finds the
-            // attempt not running, or running since later, changes nothing.
-            let due_at = now + task.timeout.as_millis();
-            let check = Message::TimeoutCheck {
-                run_id: run.id.clone(),
-                key: key.clone(),
-                attempt: record.attempt,
-                due_at,
-            };
-            self.send(vec![self.delayed(check, due_at - now)]).await?;
+            // attempt not running, or running since later, changes nothing. (An attempt
+            // the run's watchdog times needs none: its next leg comes before the
+            // deadline and scans the run's running attempts when it arrives.)
+            self.send(vec![self.delayed(check.clone(), due_at - now)])
+                .await?;
         }
         if let RunSpec::Pass(pass) = &task.run {
             // Nothing runs outside the store: ready to succeeded in one write.
             info!(workflow = %run.workflow, run_id = %run.id, task = %key, attempt = record.attempt, "task passed");
-            return self
-                .finish_pass(run, key, record.attempt, pass.result.clone())
-                .await;
+            let start = start_change(from, attempt, now);
+            return self.finish_pass(run, &start, pass.result.clone()).await;
         }
-        let running = TaskChange {
-            key: key.clone(),
-            from: TaskState::Ready,
-            attempt: record.attempt,
-            to: TaskState::Running,
-            new_attempt: record.attempt,
-            not_before: None,
-            started_at: Some(now),
-            ended_at: None,
-            output: None,
-            failure: None,
-            sink: false,
-        };
+        let running = start_change(from, attempt, now);
         if !self.update_task(&run.id, &running).await?.applied {
             debug!(run_id = %run.id, task = %key, "task already started");
             return self
                 .release_slots(&holder(&run.id, key, record.attempt))
                 .await;
+        }
+        if watched
+            && run
+                .watch
+                .is_some_and(|w| self.clock.now() + WATCH_MARGIN_MS / 2 >= w.at)
+        {
+            // Marked running so late that the watchdog's leg may have scanned before:
+            // the attempt gets its own check after all.
+            self.send(vec![self.delayed(check, due_at - now)]).await?;
         }
         info!(workflow = %run.workflow, run_id = %run.id, task = %key, attempt = record.attempt, "task started");
         let input = match self.task_input(run, workflow, task, record).await? {
@@ -193,6 +220,23 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         };
         self.update_task(&run.id, &ready).await?;
         self.release_slots(&holder(&run.id, key, attempt)).await
+    }
+}
+
+/// The change that starts `attempt` of a task from its state in `record`: to running.
+pub(crate) fn start_change(record: &TaskRecord, attempt: u32, now: u64) -> TaskChange {
+    TaskChange {
+        key: record.key.clone(),
+        from: record.state,
+        attempt: record.attempt,
+        to: TaskState::Running,
+        new_attempt: attempt,
+        not_before: None,
+        started_at: Some(now),
+        ended_at: None,
+        output: None,
+        failure: None,
+        sink: false,
     }
 }
 

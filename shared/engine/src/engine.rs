@@ -13,6 +13,7 @@ use crate::ports::{
     Applied, Clock, Events, Invoker, Lifecycle, LifecycleKind, NoEvents, PortError, Queue, Store,
     TaskChange,
 };
+use crate::record::WatchLeg;
 use crate::record::{RunRecord, TaskRecord};
 
 /// Largest stored task output, in bytes of its compact JSON text.
@@ -87,7 +88,32 @@ pub struct Config {
     /// one handled in place saves a send, a receive and a delete. 0 sends them all.
     /// See [`Engine::handle`].
     pub inline_follow_ups: usize,
+    /// Keep one watchdog per run instead of a timeout check per attempt where it can.
+    ///
+    /// A run that starts with any task that is not `pass` gets a watchdog: one delayed
+    /// message, due at the run's start plus its shortest such timeout (at most one queue
+    /// delay), recorded as the run's `watch_at`. When it arrives it times out every
+    /// attempt of the run running past its limit and comes back at the earliest
+    /// deadline of those still running, or one queue delay later, for as long as the
+    /// run has not settled. An attempt whose deadline is no earlier than `watch_at`
+    /// (and `watch_at` is more than [`WATCH_MARGIN_MS`] away) is timed by the watchdog,
+    /// since the watchdog will see it running; any other attempt still sends its own
+    /// check. A short run thus pays for one check, not one per attempt. The store must
+    /// implement [`Store::move_watch`]; false sends a check per attempt.
+    pub run_watchdog: bool,
+    /// Start a task the planner decided to run straight from `waiting`, in the write
+    /// that marks it running (or, for `pass`, succeeded), instead of writing it `ready`
+    /// first. The planner sends the dispatch without writing; the dispatcher takes a
+    /// waiting task at attempt 0 for attempt 1. A planner that stops before the send is
+    /// delivered again and decides the same way, since a settled upstream never changes.
+    /// A task that must wait for a slot is written `ready` before it waits, so that
+    /// `runs show` tells it from tasks whose upstreams are still going.
+    pub start_from_waiting: bool,
 }
+
+/// How far ahead of the watchdog's next leg an attempt must have been marked running to
+/// be left to it, so that the leg's scan, made when it arrives, sees the attempt.
+pub const WATCH_MARGIN_MS: u64 = 1_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -96,6 +122,8 @@ impl Default for Config {
             park_recheck_ms: 30_000,
             lease_grace_ms: 60_000,
             inline_follow_ups: 0,
+            run_watchdog: false,
+            start_from_waiting: false,
         }
     }
 }
@@ -315,30 +343,35 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
     }
 
     async fn handle_one(&self, message: Message) -> Result<(), EngineError> {
+        // Each handler's future lives on the heap: they nest deeply (a dispatch that
+        // finishes a `pass` task settles it and plans its dependents), and unoptimised
+        // builds would otherwise carry all of it on the stack of whatever polls them.
         match message {
-            Message::Plan { run_id, settled } => self.plan(&run_id, &settled).await,
+            Message::Plan { run_id, settled } => Box::pin(self.plan(&run_id, &settled)).await,
             Message::Dispatch {
                 run_id,
                 key,
                 attempt,
-            } => self.dispatch(&run_id, &key, attempt).await,
+            } => Box::pin(self.dispatch(&run_id, &key, attempt)).await,
             Message::Complete {
                 run_id,
                 key,
                 attempt,
                 outcome,
                 ended_at,
-            } => {
-                self.complete(&run_id, &key, attempt, outcome, ended_at)
-                    .await
-            }
+            } => Box::pin(self.complete(&run_id, &key, attempt, outcome, ended_at)).await,
             Message::TimeoutCheck {
                 run_id,
                 key,
                 attempt,
                 due_at,
-            } => self.timeout_check(&run_id, &key, attempt, due_at).await,
-            Message::DeadlineCheck { run_id, due_at } => self.deadline_check(&run_id, due_at).await,
+            } => Box::pin(self.timeout_check(&run_id, &key, attempt, due_at)).await,
+            Message::DeadlineCheck { run_id, due_at } => {
+                Box::pin(self.deadline_check(&run_id, due_at)).await
+            }
+            Message::Watch { run_id, at, leg } => {
+                Box::pin(self.watch(&run_id, WatchLeg { at, leg })).await
+            }
         }
     }
 

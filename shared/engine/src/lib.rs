@@ -19,6 +19,7 @@ pub mod record;
 mod time;
 mod timer;
 mod trigger;
+mod watch;
 
 pub use engine::{Config, Engine, EngineError, INPUT_LIMIT, OUTPUT_LIMIT};
 pub use message::{Message, Outcome, Outgoing, QueueName, TaskKey};

@@ -113,6 +113,17 @@ pub enum Message {
         /// When its time is up, in ms since the epoch.
         due_at: u64,
     },
+    /// The run's watchdog: time out every attempt of the run running past its time
+    /// limit, then come back at the next time one is due (see
+    /// [`crate::engine::Config::run_watchdog`]).
+    Watch {
+        /// The run.
+        run_id: String,
+        /// When this leg is due, in ms since the epoch.
+        at: u64,
+        /// The leg's name: the leg is current while the run records it.
+        leg: u64,
+    },
     /// Check whether a run has passed its deadline.
     DeadlineCheck {
         /// The run.
@@ -128,7 +139,9 @@ impl Message {
         match self {
             Self::Plan { .. } | Self::DeadlineCheck { .. } => QueueName::Plan,
             Self::Dispatch { .. } => QueueName::Dispatch,
-            Self::Complete { .. } | Self::TimeoutCheck { .. } => QueueName::Complete,
+            Self::Complete { .. } | Self::TimeoutCheck { .. } | Self::Watch { .. } => {
+                QueueName::Complete
+            }
         }
     }
 
@@ -138,7 +151,7 @@ impl Message {
             Self::Dispatch { key, attempt, .. }
             | Self::Complete { key, attempt, .. }
             | Self::TimeoutCheck { key, attempt, .. } => Some((key, *attempt)),
-            Self::Plan { .. } | Self::DeadlineCheck { .. } => None,
+            Self::Plan { .. } | Self::DeadlineCheck { .. } | Self::Watch { .. } => None,
         }
     }
 
@@ -149,6 +162,7 @@ impl Message {
             | Self::Dispatch { run_id, .. }
             | Self::Complete { run_id, .. }
             | Self::TimeoutCheck { run_id, .. }
+            | Self::Watch { run_id, .. }
             | Self::DeadlineCheck { run_id, .. } => run_id,
         }
     }

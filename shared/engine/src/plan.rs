@@ -98,22 +98,39 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 return Ok(false);
             }
         }
+        // The run's timers go out before the write that starts it: a planner that stops
+        // between the two leaves a queued run planned again, which sends them again (the
+        // checks of a start that did not apply find a deadline or watchdog not theirs).
+        // The other way round, the run would go on without them.
+        let watch = self.first_watch(workflow, now);
+        let mut timers = Vec::new();
+        if let Some(due_at) = deadline {
+            let check = Message::DeadlineCheck {
+                run_id: run.id.clone(),
+                due_at,
+            };
+            timers.push(self.delayed(check, due_at - now));
+        }
+        if let Some(leg) = watch {
+            timers.push(self.watch_message(&run.id, leg, now));
+        }
+        if !timers.is_empty() {
+            self.send(timers).await?;
+        }
         self.forget_run();
-        if self.store.start_run(&run.id, now, deadline).await? {
+        if self.store.start_run(&run.id, now, deadline, watch).await? {
             info!(workflow = %run.workflow, run_id = %run.id, "run started");
             self.announce(run, LifecycleKind::RunStarted, "running", None, None)
                 .await;
-            if let Some(due_at) = deadline {
-                let check = Message::DeadlineCheck {
-                    run_id: run.id.clone(),
-                    due_at,
-                };
-                self.send(vec![self.delayed(check, due_at - now)]).await?;
-            }
+            run.watch = watch;
+            run.deadline_at = deadline;
+        } else if let Some(stored) = self.run_record(&run.id).await? {
+            // Another delivery started it: its deadline and watchdog are the run's.
+            run.watch = stored.watch;
+            run.deadline_at = stored.deadline_at;
         }
         run.status = RunStatus::Running;
         run.started_at.get_or_insert(now);
-        run.deadline_at = deadline;
         Ok(true)
     }
 
@@ -234,6 +251,10 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             return self.settle_in_plan(run, task, change, step).await;
         }
         let Some(for_each) = &task.for_each else {
+            if self.config.start_from_waiting {
+                outgoing.push(dispatch(run, TaskKey::task(&task.name), 1));
+                return Ok(());
+            }
             let change = TaskChange {
                 new_attempt: 1,
                 not_before: Some(now),
@@ -348,6 +369,15 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         if run.status.is_settled() {
             return Ok(());
         }
+        // The stored deadline is the run's: a check sent by a start that did not apply
+        // carries another, and one for a run that has none yet comes from such a start.
+        let Some(due_at) = run.deadline_at else {
+            debug!(
+                run_id,
+                due_at, "deadline check of a start that did not apply ignored"
+            );
+            return Ok(());
+        };
         let now = self.clock.now();
         if now < due_at {
             let check = Message::DeadlineCheck {

@@ -13,7 +13,7 @@ use aloft_core::definition::RunSpec;
 use aloft_core::{Duration, Failure, RunStatus, TaskState};
 
 use crate::message::{Message, Outgoing, TaskKey};
-use crate::record::{ItemCounts, RunRecord, TaskRecord};
+use crate::record::{ItemCounts, RunRecord, TaskRecord, WatchLeg};
 
 /// An error from a backend, sorted into retryable (the message is delivered again) or
 /// terminal.
@@ -168,13 +168,31 @@ pub trait Store: Send + Sync {
         tasks: &[&str],
     ) -> impl Future<Output = PortResult<u64>> + Send;
 
-    /// Move a run from `queued` to `running`.
+    /// Move a run from `queued` to `running`, with its deadline and, when the engine
+    /// keeps a run watchdog, when the watchdog's first leg is due.
     fn start_run(
         &self,
         run_id: &str,
         now: u64,
         deadline_at: Option<u64>,
+        watch: Option<WatchLeg>,
     ) -> impl Future<Output = PortResult<bool>> + Send;
+
+    /// Move a run's watchdog from the leg named `from` (`None`: the run has none) to the
+    /// leg `to`; false when the run's watchdog is not at `from` any more (another
+    /// delivery moved it) or the run is gone. Only the delivery whose write applies keeps
+    /// the watchdog going, so duplicates of one leg never multiply it. A store that
+    /// keeps no watchdog answers false, and the engine then times every attempt with
+    /// its own check.
+    fn move_watch(
+        &self,
+        run_id: &str,
+        from: Option<u64>,
+        to: WatchLeg,
+    ) -> impl Future<Output = PortResult<bool>> + Send {
+        let _ = (run_id, from, to);
+        std::future::ready(Ok(false))
+    }
 
     /// Move a run from `from` to the settled `to`.
     fn settle_run(

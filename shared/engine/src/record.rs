@@ -41,6 +41,21 @@ pub struct RunRecord {
     pub scheduled_time: u64,
     /// Where command tasks run (the workflow file's folder), for the embedded backend.
     pub workdir: Option<String>,
+    /// The run's current watchdog leg (see [`crate::engine::Config::run_watchdog`]);
+    /// `None` while the run has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<WatchLeg>,
+}
+
+/// One leg of a run's watchdog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchLeg {
+    /// When it is due, ms since the epoch.
+    pub at: u64,
+    /// A random number naming this leg, so that the duplicates of the one leg the run
+    /// records are told apart from legs sent by deliveries that lost the race to move
+    /// the watchdog on, even when both are due at the same time.
+    pub leg: u64,
 }
 
 /// A task (or item) as stored.

@@ -81,6 +81,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             failed: 0,
             scheduled_time: request.scheduled_time.unwrap_or(now),
             workdir: request.workdir,
+            watch: None,
         };
         let tasks: Vec<TaskRecord> = request
             .definition

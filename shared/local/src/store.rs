@@ -195,7 +195,9 @@ impl Store for Sqlite {
         run_id: &str,
         now: u64,
         deadline_at: Option<u64>,
+        _watch: Option<aloft_engine::record::WatchLeg>,
     ) -> PortResult<bool> {
+        // No watchdog here: the embedded engine times every attempt with its own check.
         let conn = self.conn();
         let changed = conn
             .execute(
@@ -661,6 +663,7 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         failed: row.get(12)?,
         scheduled_time: row.get(13)?,
         workdir: row.get(14)?,
+        watch: None,
     })
 }
 
