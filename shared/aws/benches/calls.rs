@@ -156,9 +156,9 @@ struct Workload {
 /// Runs `command` tasks by sending their result, `null`, to the complete queue at
 /// once: what a Lambda function's destination does when the function returns. Its
 /// SendMessage is counted like aloft's own (the destination's delivery is billed as an
-/// SQS request); the Invoke request itself is the task's own cost, not orchestration,
-/// and the timeout check that every such attempt sends is counted in full, since each
-/// task's timeout is cut to 1 s and the bench waits for the checks to arrive.
+/// SQS request); the Invoke request itself is the task's own cost, not orchestration.
+/// The timers are counted in full (the run's watchdog, and any attempt's own timeout
+/// check): each task's timeout is cut to 3 s and the bench waits for them to arrive.
 #[derive(Debug)]
 struct Answering;
 
@@ -224,12 +224,14 @@ fn example_as_pass(root: &Path, folder: &str) -> Result<Definition, String> {
 }
 
 /// An example's workflow as it is, its tasks answered by [`Answering`], each with a
-/// timeout of 1 s so that the timeout checks arrive while the bench watches.
+/// timeout of 3 s so that the run's watchdog and any timeout check arrive while the
+/// bench watches. (At 1 s the watchdog's first leg would fall within its 1 s margin and
+/// every attempt would send its own check, unlike runs whose timeouts are minutes.)
 fn example_answered(root: &Path, folder: &str) -> Result<Definition, String> {
     let mut definition = example(root, folder)?;
     definition.name = format!("{}-answered", definition.name);
     for task in definition.tasks.values_mut() {
-        task.timeout = Some(aloft_core::Duration::from_millis(1000));
+        task.timeout = Some(aloft_core::Duration::from_millis(3000));
     }
     let json = serde_json::to_string(&definition).map_err(|e| e.to_string())?;
     load(&format!("{folder} with answered tasks"), &json)
@@ -1075,7 +1077,7 @@ async fn measure(
         }
         // Once settled, the queues are drained of what is visible: the messages that
         // arrive after the end (and find the run settled) are part of its cost too, and
-        // with answered tasks the bench also waits for the delayed timeout checks (on
+        // with answered tasks the bench also waits for the delayed watchdog and checks (on
         // the complete queue; a deadline check on the plan queue may be hours away).
         if settled.is_some()
             && received == 0

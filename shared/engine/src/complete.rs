@@ -227,6 +227,9 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         if !applied.applied {
             return self.after_duplicate(run, key, attempt, applied).await;
         }
+        if task.for_each.is_none() {
+            self.remember_settled(&run.id, &change);
+        }
         if holds_slots(run, &workflow, task, key) {
             self.release_slots(&holder(&run.id, key, attempt)).await?;
         }

@@ -13,8 +13,7 @@ use crate::ports::{
     Applied, Clock, Events, Invoker, Lifecycle, LifecycleKind, NoEvents, PortError, Queue, Store,
     TaskChange,
 };
-use crate::record::WatchLeg;
-use crate::record::{RunRecord, TaskRecord};
+use crate::record::{RunRecord, TaskRecord, WatchLeg};
 
 /// Largest stored task output, in bytes of its compact JSON text.
 pub const OUTPUT_LIMIT: usize = aloft_core::OUTPUT_LIMIT;
@@ -525,6 +524,31 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                     h.tasks.insert(record.key.clone(), record.clone());
                 }
             }
+        });
+    }
+
+    /// Remember the record of a task this handling just settled with `change` without
+    /// having read it (a result for a plain task: not an item, not a `for_each`), so
+    /// that planning its dependents and reading their input do not read it back. A
+    /// settled task never changes, and what the dependents use of it (state, output)
+    /// is all in the change.
+    pub(crate) fn remember_settled(&self, run_id: &str, change: &TaskChange) {
+        let _ = HELD.try_with(|h| {
+            let mut h = h.borrow_mut();
+            if h.run_id != run_id || !change.to.is_settled() || change.key.item.is_some() {
+                return;
+            }
+            h.tasks
+                .entry(change.key.clone())
+                .or_insert_with(|| TaskRecord {
+                    state: change.to,
+                    attempt: change.new_attempt,
+                    started_at: change.started_at,
+                    ended_at: change.ended_at,
+                    output: change.output.clone(),
+                    failure: change.failure.clone(),
+                    ..TaskRecord::waiting(change.key.clone())
+                });
         });
     }
 
