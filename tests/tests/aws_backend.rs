@@ -667,6 +667,14 @@ async fn a_wide_fan_in_reads_its_upstreams_once_they_have_all_settled() {
         (3..=4).contains(&batches),
         "{batches} BatchGetItem requests for a 40-wide fan-in"
     );
+    // The 40 dispatches arrive ten to a batch: each reads its task, and the run is read
+    // once per batch, not once per message (that would be 80 and more).
+    let gets = counter
+        .snapshot()
+        .get(&("DynamoDB".to_owned(), "GetItem".to_owned()))
+        .copied()
+        .unwrap_or(0);
+    assert!(gets <= 60, "{gets} GetItem requests for a 40-wide fan-out");
 }
 
 const BUFFERED: &str = "

@@ -6,6 +6,8 @@
 //! as failed with the reason, and the message is still reported as failed, so that the
 //! queue's redrive policy moves it to the dead-letter queue for inspection.
 
+use std::collections::HashMap;
+
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use futures::future::join_all;
 use tracing::{error, warn};
@@ -13,6 +15,7 @@ use tracing::{error, warn};
 use aloft_engine::Engine;
 use aloft_engine::message::Message;
 use aloft_engine::ports::{Clock, Events, Invoker, Queue, Store};
+use aloft_engine::record::RunRecord;
 
 use crate::destination::DestinationRecord;
 
@@ -94,9 +97,33 @@ where
     C: Clock,
     E: Events,
 {
-    let outcomes = join_all(batch.into_iter().map(|received| async move {
-        let ok = handle_one(engine, &received, max_receives).await;
-        (received.id, ok)
+    let parsed: Vec<(Received, Option<Message>)> = batch
+        .into_iter()
+        .map(|received| match parse_body(&received.body) {
+            Ok(message) => (received, Some(message)),
+            Err(e) => {
+                error!(message_id = %received.id, receives = received.receive_count, error = %e, "message cannot be read; it goes to the dead-letter queue after its last receive");
+                (received, None)
+            }
+        })
+        .collect();
+    let runs = shared_runs(
+        engine.store(),
+        parsed.iter().filter_map(|(_, m)| m.as_ref()),
+    )
+    .await;
+    let outcomes = join_all(parsed.into_iter().map(|(received, message)| {
+        let runs = &runs;
+        async move {
+            let ok = match message {
+                Some(message) => {
+                    let run = runs.get(message.run_id()).cloned();
+                    handle_one(engine, &received, message, run, max_receives).await
+                }
+                None => false,
+            };
+            (received.id, ok)
+        }
     }))
     .await;
     outcomes
@@ -105,9 +132,37 @@ where
         .collect()
 }
 
+/// The records of the runs that several of `messages` are about, each read once for
+/// all of them (a fan-out's dispatches come ten to a batch): a record read a moment
+/// before the handling is no staler than one read at its start, since every write is
+/// conditional anyway. A run that cannot be read now is read by each handler, as usual.
+async fn shared_runs<'a>(
+    store: &impl Store,
+    messages: impl Iterator<Item = &'a Message>,
+) -> HashMap<String, RunRecord> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for message in messages {
+        *seen.entry(message.run_id()).or_default() += 1;
+    }
+    let mut runs = HashMap::new();
+    for (run_id, count) in seen {
+        if count < 2 {
+            continue;
+        }
+        if let Ok(Some(run)) = store.run(run_id).await {
+            runs.insert(run_id.to_owned(), run);
+        }
+    }
+    runs
+}
+
+/// Handle one message, `run` its run's record if the batch read it; false when it
+/// failed.
 async fn handle_one<S, Q, I, C, E>(
     engine: &Engine<S, Q, I, C, E>,
     received: &Received,
+    message: Message,
+    run: Option<RunRecord>,
     max_receives: u32,
 ) -> bool
 where
@@ -117,14 +172,7 @@ where
     C: Clock,
     E: Events,
 {
-    let message = match parse_body(&received.body) {
-        Ok(message) => message,
-        Err(e) => {
-            error!(message_id = %received.id, receives = received.receive_count, error = %e, "message cannot be read; it goes to the dead-letter queue after its last receive");
-            return false;
-        }
-    };
-    let Err(e) = engine.handle(message.clone()).await else {
+    let Err(e) = engine.handle_with_run(message.clone(), run).await else {
         return true;
     };
     let last = received.receive_count >= max_receives;

@@ -225,15 +225,28 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
     /// it finds already done. A follow-up whose handling fails is sent to its queue, to
     /// be retried there like any message.
     pub async fn handle(&self, message: Message) -> Result<(), EngineError> {
+        self.handle_with_run(message, None).await
+    }
+
+    /// [`Self::handle`], with the record of the message's run as read just before by
+    /// whoever handles a batch of messages of that run, so that each of them does not
+    /// read it again (see [`Self::run_record`]). Used only with
+    /// [`Config::inline_follow_ups`] set.
+    pub async fn handle_with_run(
+        &self,
+        message: Message,
+        run: Option<RunRecord>,
+    ) -> Result<(), EngineError> {
         let budget = self.config.inline_follow_ups;
         if budget == 0 {
             return self.handle_one(message).await;
         }
+        let run = run.filter(|r| r.id == message.run_id());
         let held = RefCell::new(Held {
             run_id: message.run_id().to_owned(),
             open: true,
             messages: VecDeque::new(),
-            run: None,
+            run,
             tasks: HashMap::new(),
         });
         HELD.scope(held, self.handle_in_place(message, budget))
