@@ -138,7 +138,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 .await?;
         }
         if let RunSpec::Pass(pass) = &task.run {
-            // Nothing runs outside the store: ready to succeeded in one write.
+            // Nothing runs outside the store: ready (or waiting) to succeeded in one write.
             info!(workflow = %run.workflow, run_id = %run.id, task = %key, attempt = record.attempt, "task passed");
             let start = start_change(from, attempt, now);
             return self.finish_pass(run, &start, pass.result.clone()).await;
