@@ -70,6 +70,11 @@ impl LocalAws {
         stack
     }
 
+    /// The AWS SDK configuration for the stack: its endpoint, `us-east-1`, test keys.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        sdk_config(&self.endpoint()).await
+    }
+
     /// The endpoint URL of every service.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
@@ -149,4 +154,16 @@ impl Drop for LocalAws {
         }
         let _ = self.child.wait();
     }
+}
+
+/// The AWS SDK configuration for a local stack at `endpoint`: `us-east-1`, test keys.
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await
 }

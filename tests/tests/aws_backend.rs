@@ -51,14 +51,7 @@ async fn counted_backend(
         vars.insert((*name).to_owned(), (*value).to_owned());
     }
     let settings = Settings::from_lookup(|name| vars.get(name).cloned()).expect("settings");
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(stack.endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
+    let config = stack.sdk_config().await;
     Backend::from_config(settings, &config, Some(counter))
 }
 

@@ -41,14 +41,7 @@ fn put(sandbox: &Sandbox, resources: &Resources, file: &Path) {
 async fn stored_runs(stack: &LocalAws, resources: &Resources, workflow: &str) -> Vec<RunRecord> {
     let settings =
         Settings::from_lookup(|name| resources.vars.get(name).cloned()).expect("settings");
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(stack.endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
+    let config = stack.sdk_config().await;
     let backend = Backend::from_config(settings, &config, None);
     let mut runs = backend
         .store()

@@ -79,17 +79,6 @@ fn run(sandbox: &Sandbox, command: Command, what: String) -> Finished {
     sandbox.spawn(command, what).wait()
 }
 
-async fn sdk_config(stack: &LocalAws) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(stack.endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await
-}
-
 /// The schedule `name` of group `aloft`, if it exists.
 async fn schedule(
     scheduler: &aws_sdk_scheduler::Client,
@@ -136,7 +125,7 @@ async fn deploy_keeps_a_schedule_in_step_with_its_file() {
     let stack = LocalAws::start();
     let resources = stack.create("deploy", 5, 2);
     let sandbox = Sandbox::new();
-    let config = sdk_config(&stack).await;
+    let config = stack.sdk_config().await;
     let scheduler = aws_sdk_scheduler::Client::new(&config);
     sandbox.write("nightly.yaml", NIGHTLY);
 
@@ -249,7 +238,7 @@ async fn deploy_touches_other_workflows_only_when_pruning() {
     let stack = LocalAws::start();
     let resources = stack.create("prune", 5, 2);
     let sandbox = Sandbox::new();
-    let config = sdk_config(&stack).await;
+    let config = stack.sdk_config().await;
     let scheduler = aws_sdk_scheduler::Client::new(&config);
     sandbox.write("nightly.yaml", NIGHTLY);
     // The shipped example of a schedule is the other workflow.
@@ -320,7 +309,7 @@ async fn a_matching_event_reaches_the_trigger_through_the_deployed_rule_once() {
     let stack = LocalAws::start();
     let resources = stack.create("events", 5, 2);
     let sandbox = Sandbox::new();
-    let config = sdk_config(&stack).await;
+    let config = stack.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let events = aws_sdk_eventbridge::Client::new(&config);
     let bus = resources.get("ALOFT_EVENT_BUS").to_owned();
@@ -418,7 +407,7 @@ async fn removing_an_event_trigger_deletes_its_rule_and_target() {
     let stack = LocalAws::start();
     let resources = stack.create("rules", 5, 2);
     let sandbox = Sandbox::new();
-    let config = sdk_config(&stack).await;
+    let config = stack.sdk_config().await;
     let events = aws_sdk_eventbridge::Client::new(&config);
     let bus = resources.get("ALOFT_EVENT_BUS").to_owned();
     sandbox.write("orders.yaml", ORDERS);

@@ -30,14 +30,7 @@ fn function_env(resources: &Resources) -> Vec<(String, String)> {
 
 /// Receive the one message waiting on a queue, with its receive count.
 async fn receive(resources: &Resources, queue: &str) -> (String, String, String) {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(resources.get("AWS_ENDPOINT_URL"))
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
+    let config = aloft_tests::aws::sdk_config(resources.get("AWS_ENDPOINT_URL")).await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let got = sqs
         .receive_message()
