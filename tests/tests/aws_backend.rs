@@ -348,8 +348,9 @@ impl Store for DyingStore {
         )
         .await
     }
-    async fn release(&self, holder: &str) -> PortResult<Vec<String>> {
-        self.write("release", self.inner.release(holder)).await
+    async fn release(&self, holder: &str, scopes: &[String]) -> PortResult<Vec<String>> {
+        self.write("release", self.inner.release(holder, scopes))
+            .await
     }
     async fn park(&self, scope: &str, message: &Message) -> PortResult<()> {
         self.write("park", self.inner.park(scope, message)).await
@@ -651,23 +652,100 @@ async fn a_wide_fan_in_reads_its_upstreams_once_they_have_all_settled() {
     // `root` reads the middle tasks, and the sink is read with its 40 upstreams once,
     // when the last of them has settled, not once per upstream (40 batches). A
     // redelivery under a slow machine may add one.
-    let batches = counter
-        .snapshot()
-        .get(&("DynamoDB".to_owned(), "BatchGetItem".to_owned()))
-        .copied()
-        .unwrap_or(0);
+    let batches = dynamodb_calls(&counter, "BatchGetItem");
     assert!(
         (3..=4).contains(&batches),
         "{batches} BatchGetItem requests for a 40-wide fan-in"
     );
     // The 40 dispatches arrive ten to a batch: each reads its task, and the run is read
     // once per batch, not once per message (that would be 80 and more).
-    let gets = counter
-        .snapshot()
-        .get(&("DynamoDB".to_owned(), "GetItem".to_owned()))
-        .copied()
-        .unwrap_or(0);
+    let gets = dynamodb_calls(&counter, "GetItem");
     assert!(gets <= 60, "{gets} GetItem requests for a 40-wide fan-out");
+}
+
+/// How many requests of DynamoDB `operation` `counter` has seen.
+fn dynamodb_calls(counter: &CallCounter, operation: &str) -> u64 {
+    counter
+        .snapshot()
+        .get(&("DynamoDB".to_owned(), operation.to_owned()))
+        .copied()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slot_leases_keep_their_capacity_and_most_cost_one_write() {
+    let stack = LocalAws::start();
+    let resources = stack.create("leases", 5, 1);
+    let counter = CallCounter::new();
+    let backend = counted_backend(&stack, &resources, &[], counter.clone()).await;
+    let store = backend.store();
+    let pool = Slot {
+        scope: "pool:db".into(),
+        capacity: 2,
+    };
+    let run = Slot {
+        scope: "run:r1".into(),
+        capacity: 10,
+    };
+    let take = |slots: Vec<Slot>, holder: &'static str, now: u64, expires: u64| {
+        let store = store.clone();
+        async move {
+            store
+                .acquire(&slots, holder, now, expires)
+                .await
+                .expect("acquire")
+        }
+    };
+
+    assert_eq!(take(vec![pool.clone()], "a", 1_000, 5_000).await, None);
+    assert_eq!(take(vec![pool.clone()], "b", 1_000, 9_000).await, None);
+    assert_eq!(
+        take(vec![pool.clone()], "c", 1_000, 9_000).await,
+        Some("pool:db".to_owned()),
+        "a third holder of a 2-slot scope"
+    );
+    // A holder that asks again (a duplicate dispatch) keeps its lease.
+    assert_eq!(take(vec![pool.clone()], "a", 1_000, 5_000).await, None);
+    // Once a's lease has expired, c takes its place.
+    assert_eq!(take(vec![pool.clone()], "c", 6_000, 9_000).await, None);
+    let mut held = leases(&backend).await;
+    held.sort();
+    assert_eq!(held, ["LIMIT#pool:db: b", "LIMIT#pool:db: c"]);
+    // All or none: d's run slot is given back when the pool is full.
+    assert_eq!(
+        take(vec![run.clone(), pool.clone()], "d", 6_000, 9_000).await,
+        Some("pool:db".to_owned())
+    );
+    assert!(!leases(&backend).await.iter().any(|l| l.ends_with(": d")));
+
+    // With room in an existing scope, a lease is one UpdateItem and nothing else.
+    counter.reset();
+    assert_eq!(take(vec![run.clone()], "e", 6_000, 9_000).await, None);
+    let requests: u64 = counter.snapshot().values().sum();
+    assert_eq!(
+        (dynamodb_calls(&counter, "UpdateItem"), requests),
+        (1, 1),
+        "requests for one lease: {:?}",
+        counter.snapshot()
+    );
+
+    // A release frees the scopes named where the holder held a lease, once.
+    let both = ["pool:db".to_owned(), "run:r1".to_owned()];
+    assert_eq!(
+        store.release("b", &both).await.expect("release"),
+        ["pool:db"]
+    );
+    assert_eq!(
+        store.release("b", &both).await.expect("again"),
+        Vec::<String>::new()
+    );
+    assert_eq!(take(vec![pool.clone()], "f", 6_000, 9_000).await, None);
+    let mut held = leases(&backend).await;
+    held.sort();
+    assert_eq!(
+        held,
+        ["LIMIT#pool:db: c", "LIMIT#pool:db: f", "LIMIT#run:r1: e"]
+    );
 }
 
 const BUFFERED: &str = "

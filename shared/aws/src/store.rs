@@ -11,7 +11,6 @@
 //! | settled upstreams of a task (a string set of indexes) | `RUN#<id>` | `UP#<task>` |
 //! | run key | `KEY#<workflow>#<key>` | `KEY` |
 //! | concurrency scope | `LIMIT#<scope>` | `LIMIT` (holders with lease expiry) |
-//! | holder's scopes (kept until its TTL) | `HOLD#<holder>` | `HOLD` |
 //! | parked message | `PARK#<scope>` | `<parked at>#<body hash>` |
 //!
 //! Every task transition is one conditional UpdateItem on (state, attempt). A change
@@ -27,7 +26,11 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::Value;
 
@@ -452,8 +455,19 @@ impl DynamoStore {
         expires_at: u64,
     ) -> PortResult<bool> {
         let pk = format!("LIMIT#{}", slot.scope);
+        // Most leases are taken by one conditional update; the scope as the update found
+        // it comes back when the update is refused (full, new, or already listing the
+        // holder), and the read-modify-write below decides from it, pruning expired
+        // leases on the way.
+        let mut found = match self.add_holder(&pk, slot, holder, expires_at).await? {
+            Ok(()) => return Ok(true),
+            Err(found) => Some(found),
+        };
         for _ in 0..SCOPE_TRIES {
-            let current = self.get(pk.clone(), "LIMIT").await?;
+            let current = match found.take() {
+                Some(found) => found,
+                None => self.get(pk.clone(), "LIMIT").await?,
+            };
             let version: u64 = current.as_ref().and_then(|i| get_n(i, "ver")).unwrap_or(0);
             let mut holders: HashMap<String, AttributeValue> = current
                 .as_ref()
@@ -499,6 +513,51 @@ impl DynamoStore {
             "scope {} is too contended: {SCOPE_TRIES} updates in a row lost their race",
             slot.scope
         )))
+    }
+
+    /// Add `holder` to a scope that exists, has room by count of leases (expired ones
+    /// included) and does not list it yet. Otherwise the scope is returned as it was,
+    /// `None` when it does not exist.
+    async fn add_holder(
+        &self,
+        pk: &str,
+        slot: &Slot,
+        holder: &str,
+        expires_at: u64,
+    ) -> PortResult<Result<(), Option<Item>>> {
+        let mut expr = Expr::default();
+        expr.names.insert("#h".into(), holder.to_owned());
+        let holders = expr.name("holders");
+        let expiry = expr.value(n(expires_at));
+        let one = expr.value(n(1));
+        let capacity = expr.value(n(slot.capacity));
+        expr.set.push(format!("{holders}.#h = {expiry}"));
+        expr.add.push(format!("ver {one}"));
+        let condition = format!(
+            "attribute_exists({holders}) AND size({holders}) < {capacity} \
+             AND attribute_not_exists({holders}.#h)"
+        );
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_owned(), "LIMIT")))
+            .update_expression(expr.update())
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(expr.names))
+            .set_expression_attribute_values(Some(expr.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(())),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
+                    Ok(Err(refused.item.clone()))
+                }
+                _ => Err(dynamodb_error("UpdateItem", &e)),
+            },
+        }
     }
 
     /// Drop `holder` from one scope; true when it held a lease there.
@@ -1034,13 +1093,6 @@ impl Store for DynamoStore {
         now: u64,
         expires_at: u64,
     ) -> PortResult<Option<String>> {
-        // Remember the scopes first: a release must find every lease this holder took.
-        let mut expr = Expr::default();
-        let scopes: Vec<String> = slots.iter().map(|slot| slot.scope.clone()).collect();
-        expr.add("scopes", AttributeValue::Ss(scopes))
-            .set("expires_at", n(expires_at / 1000 + 86_400));
-        self.update(key(format!("HOLD#{holder}"), "HOLD"), expr, None)
-            .await?;
         let mut taken = Vec::new();
         for slot in slots {
             if self.lease(slot, holder, now, expires_at).await? {
@@ -1055,22 +1107,11 @@ impl Store for DynamoStore {
         Ok(None)
     }
 
-    async fn release(&self, holder: &str) -> PortResult<Vec<String>> {
-        let pk = format!("HOLD#{holder}");
-        let Some(item) = self.get(pk, "HOLD").await? else {
-            return Ok(Vec::new());
-        };
-        let scopes = item
-            .get("scopes")
-            .and_then(|v| v.as_ss().ok())
-            .cloned()
-            .unwrap_or_default();
-        // The record of scopes stays (its TTL removes it): a duplicate that takes the
-        // holder's leases again after this release must still find them to release.
+    async fn release(&self, holder: &str, scopes: &[String]) -> PortResult<Vec<String>> {
         let mut freed = Vec::new();
         for scope in scopes {
-            if self.unlease(&scope, holder).await? {
-                freed.push(scope);
+            if self.unlease(scope, holder).await? {
+                freed.push(scope.clone());
             }
         }
         Ok(freed)

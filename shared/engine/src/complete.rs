@@ -6,10 +6,8 @@ use tracing::{debug, info, warn};
 
 use aloft_core::{Failure, TaskState};
 
-use crate::dispatch::holds_slots;
 use crate::engine::{Engine, EngineError, OUTPUT_LIMIT};
 use crate::message::{Message, Outcome, TaskKey};
-use crate::plan::holder;
 use crate::ports::{Applied, Clock, Events, Invoker, LifecycleKind, Queue, Store, TaskChange};
 use crate::record::{ItemCounts, RunRecord};
 
@@ -230,9 +228,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         if task.for_each.is_none() {
             self.remember_settled(&run.id, &change);
         }
-        if holds_slots(run, &workflow, task, key) {
-            self.release_slots(&holder(&run.id, key, attempt)).await?;
-        }
+        self.release_task_slots(run, key, attempt).await?;
         if let Some(delay) = retry {
             warn!(
                 run_id = %run.id, task = %key, attempt,
@@ -279,22 +275,14 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         let Some(record) = self.task_record(&run.id, key).await? else {
             return Ok(());
         };
-        let workflow = self.workflow(run).await?;
-        let slots = workflow
-            .task(&key.task)
-            .is_some_and(|task| holds_slots(run, &workflow, task, key));
         if record.attempt == attempt && record.state.is_settled() {
             debug!(run_id = %run.id, task = %key, attempt, "duplicate result: follow-ups repeated");
-            if slots {
-                self.release_slots(&holder(&run.id, key, attempt)).await?;
-            }
+            self.release_task_slots(run, key, attempt).await?;
             return self.after_settle(run, key, applied).await;
         }
         if record.attempt == attempt + 1 && record.state == TaskState::Ready {
             debug!(run_id = %run.id, task = %key, attempt, "duplicate result: retry sent again");
-            if slots {
-                self.release_slots(&holder(&run.id, key, attempt)).await?;
-            }
+            self.release_task_slots(run, key, attempt).await?;
             let next = Message::Dispatch {
                 run_id: run.id.clone(),
                 key: key.clone(),

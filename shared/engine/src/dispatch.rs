@@ -36,15 +36,14 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             debug!(run_id, task = %key, attempt, state = %record.state, "duplicate dispatch ignored");
             return Ok(());
         }
-        let Some(run) = self
-            .run_record(run_id)
-            .await?
-            .filter(|r| !r.status.is_settled())
-        else {
+        let Some(run) = self.run_record(run_id).await? else {
+            return Ok(());
+        };
+        if run.status.is_settled() {
             // A delivery that took this attempt's slots and stopped before it used them
             // may come back after the run settled: its leases go now, not at expiry.
-            return self.release_slots(&holder(run_id, key, attempt)).await;
-        };
+            return self.release_task_slots(&run, key, attempt).await;
+        }
         if started {
             // A pass task whose dispatcher stopped before it finished, or before the
             // follow-ups of finishing (slots freed, dependents planned): passing has no
@@ -88,7 +87,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                         ..start_change(&record, attempt, now)
                     };
                     if !self.update_task(run_id, &ready).await?.applied {
-                        return self.release_slots(&holder).await;
+                        return self.release_task_slots(&run, key, attempt).await;
                     }
                     since = now;
                 }
@@ -146,9 +145,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         let running = start_change(from, attempt, now);
         if !self.update_task(&run.id, &running).await?.applied {
             debug!(run_id = %run.id, task = %key, "task already started");
-            return self
-                .release_slots(&holder(&run.id, key, record.attempt))
-                .await;
+            return self.release_task_slots(run, key, record.attempt).await;
         }
         if watched
             && run
@@ -219,7 +216,26 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             sink: false,
         };
         self.update_task(&run.id, &ready).await?;
-        self.release_slots(&holder(&run.id, key, attempt)).await
+        self.release_task_slots(run, key, attempt).await
+    }
+
+    /// Release the slots `attempt` of a task took, if its definition gives it any.
+    pub(crate) async fn release_task_slots(
+        &self,
+        run: &RunRecord,
+        key: &TaskKey,
+        attempt: u32,
+    ) -> Result<(), EngineError> {
+        let workflow = self.workflow(run).await?;
+        let Some(task) = workflow.task(&key.task) else {
+            return Ok(());
+        };
+        let scopes: Vec<String> = slots(run, &workflow, task, key)
+            .into_iter()
+            .map(|slot| slot.scope)
+            .collect();
+        self.release_slots(&holder(&run.id, key, attempt), &scopes)
+            .await
     }
 }
 
@@ -238,16 +254,6 @@ pub(crate) fn start_change(record: &TaskRecord, attempt: u32, now: u64) -> TaskC
         failure: None,
         sink: false,
     }
-}
-
-/// True when an attempt of `task` takes any slot, so that finishing it has slots to free.
-pub(crate) fn holds_slots(
-    run: &RunRecord,
-    workflow: &Workflow,
-    task: &TaskPlan,
-    key: &TaskKey,
-) -> bool {
-    !slots(run, workflow, task, key).is_empty()
 }
 
 /// The slot scopes one attempt needs: the run's task limit, its pool, and its

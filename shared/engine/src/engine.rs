@@ -596,9 +596,16 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         });
     }
 
-    /// Release a holder's slots and wake a message parked on each freed scope.
-    pub(crate) async fn release_slots(&self, holder: &str) -> Result<(), EngineError> {
-        let freed = self.store.release(holder).await?;
+    /// Release a holder's slots in `scopes` and wake a message parked on each freed one.
+    pub(crate) async fn release_slots(
+        &self,
+        holder: &str,
+        scopes: &[String],
+    ) -> Result<(), EngineError> {
+        if scopes.is_empty() {
+            return Ok(());
+        }
+        let freed = self.store.release(holder, scopes).await?;
         let mut woken = Vec::new();
         for scope in freed {
             if let Some(message) = self.wake_one(&scope).await? {

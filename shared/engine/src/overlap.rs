@@ -227,7 +227,9 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
 
     /// Let a waiting run go: free its waiting place and ask for its planning.
     async fn release_buffered(&self, run: &RunRecord) -> Result<(), EngineError> {
-        self.store.release(&run.id).await?;
+        self.store
+            .release(&run.id, &[buffer_scope(&run.workflow)])
+            .await?;
         let plan = Message::Plan {
             run_id: run.id.clone(),
             settled: Vec::new(),
@@ -265,7 +267,9 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             .insert(run, tasks, Admission::Buffered { behind }, false)
             .await;
         if !matches!(&started, Ok(s) if s.created) {
-            self.store.release(&run_id).await?;
+            self.store
+                .release(&run_id, &[buffer_scope(&workflow)])
+                .await?;
         }
         if let Ok(s) = &started
             && s.created

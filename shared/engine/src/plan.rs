@@ -82,7 +82,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             .map(|d| now.saturating_add(d.as_millis()));
         if let Some(max_runs) = workflow.definition.concurrency.max_runs {
             let slot = Slot {
-                scope: format!("workflow:{}", run.workflow),
+                scope: run_scope(&run.workflow),
                 capacity: max_runs,
             };
             let expires = deadline.unwrap_or(now).saturating_add(RUN_LEASE_MS);
@@ -343,7 +343,8 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             .max_runs
             .is_some()
         {
-            self.release_slots(&run.id).await?;
+            self.release_slots(&run.id, &[run_scope(&run.workflow)])
+                .await?;
         }
         self.after_run_settled(run).await
     }
@@ -434,7 +435,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         self.announce(run, LifecycleKind::settled(to), to.as_str(), None, reason)
             .await;
         let now = self.clock.now();
-        let mut holders = vec![run.id.clone()];
+        let mut holders = Vec::new();
         for task in self.store.all_tasks(&run.id).await? {
             let to_state = match task.state {
                 TaskState::Running => running_to,
@@ -471,13 +472,24 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 sink: false,
             };
             self.update_task(&run.id, &change).await?;
-            holders.push(holder(&run.id, &task.key, task.attempt));
+            holders.push((task.key.clone(), task.attempt));
         }
         // Slots are freed once no task of the run waits any more, so that the wake-ups
         // go to other runs' waiting tasks, not to this run's stopped ones.
-        for holder in holders {
-            self.release_slots(&holder).await?;
+        for (key, attempt) in holders {
+            self.release_task_slots(run, &key, attempt).await?;
         }
+        // The run's own slots: its workflow's run slot, or its place behind the runs
+        // before it if it was still waiting there.
+        let definition = &self.workflow(run).await?.definition;
+        let mut scopes = Vec::new();
+        if definition.concurrency.max_runs.is_some() {
+            scopes.push(run_scope(&run.workflow));
+        }
+        if crate::overlap::policy_of(definition) == Overlap::BufferOne {
+            scopes.push(crate::overlap::buffer_scope(&run.workflow));
+        }
+        self.release_slots(&run.id, &scopes).await?;
         self.after_run_settled(run).await
     }
 }
@@ -502,6 +514,11 @@ fn dispatch(run: &RunRecord, key: TaskKey, attempt: u32) -> Outgoing {
         key,
         attempt,
     })
+}
+
+/// The scope of a workflow's run slots (`max_runs`), held by run ids.
+fn run_scope(workflow: &str) -> String {
+    format!("workflow:{workflow}")
 }
 
 /// The holder name of one attempt's slot leases.

@@ -7,7 +7,6 @@ use aloft_core::{Failure, RunStatus, TaskState};
 
 use crate::engine::{Engine, EngineError};
 use crate::message::Message;
-use crate::plan::holder;
 use crate::ports::{Clock, Events, Invoker, Queue, Store, TaskChange};
 
 /// Failure kind of a task whose message could not be handled.
@@ -47,7 +46,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                     sink: false,
                 };
                 self.update_task(run_id, &change).await?;
-                self.release_slots(&holder(run_id, key, attempt)).await?;
+                self.release_task_slots(&run, key, attempt).await?;
             }
         }
         let why = Failure::new(UNDELIVERABLE, format!("the run failed: {reason}"));

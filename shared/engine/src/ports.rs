@@ -233,8 +233,14 @@ pub trait Store: Send + Sync {
         expires_at: u64,
     ) -> impl Future<Output = PortResult<Option<String>>> + Send;
 
-    /// Release every slot `holder` holds; returns the scopes that had one.
-    fn release(&self, holder: &str) -> impl Future<Output = PortResult<Vec<String>>> + Send;
+    /// Release the slots `holder` holds in `scopes` (every scope it may have taken one
+    /// in: the engine derives them from the run's definition, as it did to acquire
+    /// them); returns the scopes where it held one.
+    fn release(
+        &self,
+        holder: &str,
+        scopes: &[String],
+    ) -> impl Future<Output = PortResult<Vec<String>>> + Send;
 
     /// Park a message until a slot of `scope` is released.
     fn park(&self, scope: &str, message: &Message) -> impl Future<Output = PortResult<()>> + Send;

@@ -385,15 +385,18 @@ impl Store for Sqlite {
         Ok(None)
     }
 
-    async fn release(&self, holder: &str) -> PortResult<Vec<String>> {
+    async fn release(&self, holder: &str, scopes: &[String]) -> PortResult<Vec<String>> {
         let conn = self.conn();
         let mut delete = conn
-            .prepare_cached("DELETE FROM leases WHERE holder = ?1 RETURNING scope")
+            .prepare_cached("DELETE FROM leases WHERE scope = ?1 AND holder = ?2")
             .map_err(port_error)?;
-        let rows = delete
-            .query_map([holder], |r| r.get(0))
-            .map_err(port_error)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(port_error)
+        let mut freed = Vec::new();
+        for scope in scopes {
+            if delete.execute(params![scope, holder]).map_err(port_error)? > 0 {
+                freed.push(scope.clone());
+            }
+        }
+        Ok(freed)
     }
 
     async fn park(&self, scope: &str, message: &Message) -> PortResult<()> {
