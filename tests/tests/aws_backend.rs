@@ -433,6 +433,86 @@ impl LocalCommands for Silent {
     }
 }
 
+/// `command` tasks answered at once by the destination record their function's invoke
+/// would give, with a task document claiming the attempt started `earlier_ms` before it
+/// did: the record, not the stored start, tells how long the attempt ran.
+#[derive(Debug)]
+struct ClaimsEarlierStart {
+    earlier_ms: i64,
+}
+
+impl LocalCommands for ClaimsEarlierStart {
+    fn start(&self, job: Job, results: SqsQueue) -> BoxFuture<'static, Result<(), StartError>> {
+        use aloft_aws::destination::{DestinationRecord, RequestContext, ResponseContext};
+        let earlier = jiff::SignedDuration::from_millis(self.earlier_ms);
+        Box::pin(async move {
+            let mut document: Value = serde_json::from_slice(&job.input).expect("document");
+            let started: jiff::Timestamp = document["run"]["attempt_started_at"]
+                .as_str()
+                .expect("the task document names the attempt's start")
+                .parse()
+                .expect("an RFC 3339 time");
+            document["run"]["attempt_started_at"] = (started - earlier).to_string().into();
+            let record = DestinationRecord {
+                version: "1.0".into(),
+                timestamp: jiff::Timestamp::now().to_string(),
+                request_context: RequestContext {
+                    request_id: "claims-earlier-start".into(),
+                    function_arn: "arn:aws:lambda:us-east-1:123456789012:function:task".into(),
+                    condition: "Success".into(),
+                    approximate_invoke_count: 1,
+                },
+                request_payload: document,
+                response_context: Some(ResponseContext {
+                    status_code: 200,
+                    executed_version: "$LATEST".into(),
+                    function_error: None,
+                }),
+                response_payload: json!({"done": true}),
+            };
+            let done = record.to_message().expect("a record aloft can read");
+            results
+                .send(vec![Outgoing::now(done)])
+                .await
+                .map_err(StartError::Port)
+        })
+    }
+
+    fn cancel(&self, _run_id: &str, _key: &TaskKey, _attempt: u32) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_is_judged_by_the_start_its_task_document_carried() {
+    let stack = LocalAws::start();
+    let resources = stack.create("claimed", 5, 1);
+    let backend = backend(&stack, &resources, &[]).await;
+    let engine = backend.engine_with(Some(Arc::new(ClaimsEarlierStart { earlier_ms: 60_000 })));
+    let yaml = "
+name: claimed
+tasks:
+  short: {run: {command: [answers]}, timeout: 30s}
+  long: {run: {command: [answers]}, timeout: 5m}
+";
+    let run = run_to_end(&backend, &engine, yaml, json!({})).await;
+
+    // Both answered within a second of their start as stored; the records said a minute.
+    let tasks = tasks(&backend.store(), &run.id).await;
+    let short = tasks
+        .iter()
+        .find(|(t, _)| t.key == TaskKey::task("short"))
+        .expect("short");
+    assert_eq!((short.0.state, short.0.attempt), (TaskState::TimedOut, 1));
+    assert_eq!(
+        short.0.failure.as_ref().map(|f| f.kind.as_str()),
+        Some("timeout")
+    );
+    assert_eq!(
+        state_of(&tasks, &TaskKey::task("long")),
+        (TaskState::Succeeded, 1)
+    );
+    assert_eq!(run.status, RunStatus::Failed);
+}
+
 // ---------------------------------------------------------------------------------------
 
 const FAN: &str = "

@@ -169,15 +169,31 @@ impl aloft_aws::LocalCommands for Answering {
         results: aloft_aws::SqsQueue,
     ) -> futures::future::BoxFuture<'static, Result<(), aloft_engine::ports::StartError>> {
         Box::pin(async move {
-            let done = aloft_engine::Message::Complete {
-                run_id: job.run_id,
-                key: job.key,
-                attempt: job.attempt,
-                outcome: aloft_engine::Outcome::Succeeded {
-                    output: Value::Null,
+            // The result as the destination record of the function's invoke gives it:
+            // ended now, started when the task document says.
+            use aloft_aws::destination::{DestinationRecord, RequestContext, ResponseContext};
+            let record = DestinationRecord {
+                version: "1.0".into(),
+                timestamp: jiff::Timestamp::now().to_string(),
+                request_context: RequestContext {
+                    request_id: format!("{}/{}/{}", job.run_id, job.key, job.attempt),
+                    function_arn: "arn:aws:lambda:us-east-1:123456789012:function:task".into(),
+                    condition: "Success".into(),
+                    approximate_invoke_count: 1,
                 },
-                ended_at: None,
+                request_payload: serde_json::from_slice(&job.input).unwrap_or(Value::Null),
+                response_context: Some(ResponseContext {
+                    status_code: 200,
+                    executed_version: "$LATEST".into(),
+                    function_error: None,
+                }),
+                response_payload: Value::Null,
             };
+            let done = record.to_message().map_err(|e| {
+                aloft_engine::ports::StartError::Port(aloft_engine::ports::PortError::terminal(
+                    e.to_string(),
+                ))
+            })?;
             let sent = vec![aloft_engine::Outgoing::now(done)];
             aloft_engine::ports::Queue::send(&results, sent)
                 .await

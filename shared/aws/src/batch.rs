@@ -229,6 +229,7 @@ mod tests {
                 output: serde_json::json!({"n": 1}),
             },
             ended_at: None,
+            started_at: None,
         };
         let body = serde_json::to_string(&message).expect("serialise");
         assert_eq!(parse_body(&body).expect("parse"), message);

@@ -112,11 +112,16 @@ impl DestinationRecord {
         };
         // The record's time is when the invoke ended: the attempt is judged then (its
         // timeout, the run's deadline), however late the record is handled.
-        let ended_at = self
-            .timestamp
-            .parse::<jiff::Timestamp>()
-            .ok()
-            .and_then(|t| u64::try_from(t.as_millisecond()).ok());
+        let millis = |text: &str| {
+            text.parse::<jiff::Timestamp>()
+                .ok()
+                .and_then(|t| u64::try_from(t.as_millisecond()).ok())
+        };
+        let ended_at = millis(&self.timestamp);
+        // When the attempt started, as the task document told the task.
+        let started_at = field(&["run", "attempt_started_at"])
+            .and_then(Value::as_str)
+            .and_then(millis);
         Ok(Message::Complete {
             run_id: run_id.to_owned(),
             key: TaskKey {
@@ -126,6 +131,7 @@ impl DestinationRecord {
             attempt,
             outcome,
             ended_at,
+            started_at,
         })
     }
 }

@@ -110,6 +110,7 @@ fn a_destination_record_body_reads_as_the_attempts_result() {
                 output: json!({"order_id": "A-1001", "customer": "C-12", "lines": 1, "total": 19}),
             },
             ended_at: Some(recorded_at(&batch[1].body)),
+            started_at: None,
         }
     );
 }
@@ -215,6 +216,8 @@ fn a_success_record_completes_the_item_with_the_functions_output() {
                 }),
             },
             ended_at: Some(recorded_at(&fixture("destination-success.json"))),
+            // run.attempt_started_at of the task document, 2026-12-04T02:01:15.880Z.
+            started_at: Some(1_796_349_675_880),
         }
     );
 }
@@ -235,6 +238,7 @@ fn a_retries_exhausted_record_fails_the_item_with_the_functions_error() {
                 ),
             },
             ended_at: Some(recorded_at(&fixture("destination-failure.json"))),
+            started_at: Some(1_796_349_891_300),
         }
     );
 }
@@ -253,6 +257,8 @@ fn an_event_age_exceeded_record_fails_the_item_without_a_response() {
                 ),
             },
             ended_at: Some(recorded_at(&fixture("destination-event-age.json"))),
+            // A task document without the attempt's start: the record is read for it.
+            started_at: None,
         }
     );
 }

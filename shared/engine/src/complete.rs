@@ -12,15 +12,17 @@ use crate::ports::{Applied, Clock, Events, Invoker, LifecycleKind, Queue, Store,
 use crate::record::{ItemCounts, RunRecord};
 
 impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> {
-    /// Handle a completion message.
+    /// Handle a completion message; `times` are the attempt's start and end when the
+    /// message knows them.
     pub(crate) async fn complete(
         &self,
         run_id: &str,
         key: &TaskKey,
         attempt: u32,
         outcome: Outcome,
-        ended_at: Option<u64>,
+        times: (Option<u64>, Option<u64>),
     ) -> Result<(), EngineError> {
+        let (started_at, ended_at) = times;
         let Some(mut run) = self.run_record(run_id).await? else {
             return Ok(());
         };
@@ -35,7 +37,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 self.deadline_check(run_id, deadline).await?;
                 run = self.run_record(run_id).await?.unwrap_or(run);
             }
-            if let Some(limit) = self.overran(&run, key, attempt, ended).await? {
+            if let Some(limit) = self.overran(&run, key, attempt, started_at, ended).await? {
                 let message = format!("attempt ran past its timeout of {limit}");
                 result = Err(Failure::new(Failure::TIMEOUT, message));
             }
@@ -51,22 +53,28 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         .await
     }
 
-    /// The timeout an attempt that ended at `ended` had already passed, if any.
+    /// The timeout an attempt that ended at `ended` had already passed, if any. Its
+    /// start is `started_at` when the result carried it, else the task's record's.
     async fn overran(
         &self,
         run: &RunRecord,
         key: &TaskKey,
         attempt: u32,
+        started_at: Option<u64>,
         ended: u64,
     ) -> Result<Option<aloft_core::Duration>, EngineError> {
         let workflow = self.workflow(run).await?;
         let Some(limit) = workflow.task(&key.task).map(|t| t.timeout) else {
             return Ok(None);
         };
-        let record = self.task_record(&run.id, key).await?;
-        let started = record
-            .filter(|r| r.attempt == attempt)
-            .and_then(|r| r.started_at);
+        let started = match started_at {
+            Some(started) => Some(started),
+            None => self
+                .task_record(&run.id, key)
+                .await?
+                .filter(|r| r.attempt == attempt)
+                .and_then(|r| r.started_at),
+        };
         Ok(started
             .filter(|&s| ended > s.saturating_add(limit.as_millis()))
             .map(|_| limit))

@@ -116,6 +116,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         let record = &TaskRecord {
             state: TaskState::Ready,
             attempt,
+            started_at: Some(now),
             ..from.clone()
         };
         let due_at = now + task.timeout.as_millis();

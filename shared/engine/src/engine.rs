@@ -371,7 +371,11 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 attempt,
                 outcome,
                 ended_at,
-            } => Box::pin(self.complete(&run_id, &key, attempt, outcome, ended_at)).await,
+                started_at,
+            } => {
+                let times = (started_at, ended_at);
+                Box::pin(self.complete(&run_id, &key, attempt, outcome, times)).await
+            }
             Message::TimeoutCheck {
                 run_id,
                 key,

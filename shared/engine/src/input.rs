@@ -72,6 +72,13 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             "input": run.input,
             "upstream": upstream,
         });
+        if let Some(started) = record.started_at {
+            // When this attempt started: a Lambda destination record gives it back, so
+            // that the result is judged against the timeout without a read.
+            document["run"]["attempt_started_at"] = crate::time::UtcTime::from_millis(started)
+                .to_string()
+                .into();
+        }
         if let Some(item) = &record.item {
             document["item"] = item.clone();
         }

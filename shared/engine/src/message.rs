@@ -101,6 +101,11 @@ pub enum Message {
         /// while no runner was alive); otherwise the handling time counts.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ended_at: Option<u64>,
+        /// When the attempt started, as the task document told the task
+        /// (`run.attempt_started_at`), so that its timeout is judged without reading
+        /// the task's record; `None` reads it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started_at: Option<u64>,
     },
     /// Check whether an attempt has run past its time limit.
     TimeoutCheck {

@@ -179,6 +179,7 @@ fn report(sender: &UnboundedSender<Message>, id: &AttemptId, outcome: Outcome) {
         attempt,
         outcome,
         ended_at: None,
+        started_at: None,
     });
 }
 

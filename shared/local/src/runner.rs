@@ -405,6 +405,7 @@ impl Runner<LocalInvoker> {
             attempt: task.attempt,
             outcome,
             ended_at: process::ended_at(&files),
+            started_at: None,
         };
         if let Some(outcome) =
             process::read_outcome(&files).or_else(|| process::read_result(&files))

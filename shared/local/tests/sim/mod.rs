@@ -602,6 +602,7 @@ impl Sim {
                     attempt: *attempt,
                     outcome: outcome.clone(),
                     ended_at: Some(*due),
+                    started_at: None,
                 });
             }
         }
@@ -871,6 +872,7 @@ impl Sim {
                 attempt: finish.attempt,
                 outcome: finish.outcome,
                 ended_at: None,
+                started_at: None,
             };
             *self.observed.handled.entry("complete".into()).or_default() += 1;
             let body = serde_json::to_string(&message).expect("serialize");
