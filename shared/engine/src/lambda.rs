@@ -38,14 +38,21 @@ pub fn outcome_of(function: &str, function_error: Option<&str>, body: &[u8]) -> 
         },
         (Some(kind), parsed) => {
             let payload = parsed.unwrap_or(Value::Null);
-            let error_type = payload
-                .get("errorType")
-                .and_then(Value::as_str)
-                .unwrap_or(Failure::ERROR);
             let message = payload
                 .get("errorMessage")
                 .and_then(Value::as_str)
                 .unwrap_or(kind);
+            let error_type = match payload.get("errorType").and_then(Value::as_str) {
+                // A function stopped at its own timeout: Lambda reports it with no
+                // errorType (or `Sandbox.Timedout`), only "Task timed out after N
+                // seconds" in the message. It is a timeout, so `retry.on: [timeout]`
+                // covers it.
+                None | Some("Sandbox.Timedout") if message.contains("Task timed out after") => {
+                    Failure::TIMEOUT
+                }
+                Some(error_type) => error_type,
+                None => Failure::ERROR,
+            };
             Outcome::Failed {
                 failure: Failure::new(error_type, format!("{function}: {message}")),
             }
@@ -64,6 +71,28 @@ mod tests {
         let outcome = outcome_of("enrich", Some("Unhandled"), body);
         let expected = Failure::new("OrderMissing", "enrich: no order 42");
         assert_eq!(outcome, Outcome::Failed { failure: expected });
+    }
+
+    #[test]
+    fn a_function_stopped_at_its_own_timeout_fails_as_a_timeout() {
+        // As Lambda reports it: no errorType, the request id and limit in the message.
+        let body = br#"{"errorMessage":"2026-12-04T02:01:17.204Z c0f3a4e2-8b1d-4f6a-9e27-3d5b7a9c1f08 Task timed out after 3.00 seconds"}"#;
+        let Outcome::Failed { failure } = outcome_of("enrich", Some("Unhandled"), body) else {
+            panic!("a timed-out function did not fail");
+        };
+        assert_eq!(failure.kind, Failure::TIMEOUT);
+        assert!(failure.message.ends_with("Task timed out after 3.00 seconds"));
+        let sandbox = br#"{"errorType":"Sandbox.Timedout","errorMessage":"RequestId: c0f3 Error: Task timed out after 3.00 seconds"}"#;
+        let Outcome::Failed { failure } = outcome_of("enrich", Some("Unhandled"), sandbox) else {
+            panic!("a timed-out function did not fail");
+        };
+        assert_eq!(failure.kind, Failure::TIMEOUT);
+        // Any other error without a type stays an `error`.
+        let other = br#"{"errorMessage":"out of memory"}"#;
+        let Outcome::Failed { failure } = outcome_of("enrich", Some("Unhandled"), other) else {
+            panic!("an error did not fail");
+        };
+        assert_eq!(failure.kind, Failure::ERROR);
     }
 
     #[test]
