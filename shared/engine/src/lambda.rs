@@ -81,7 +81,11 @@ mod tests {
             panic!("a timed-out function did not fail");
         };
         assert_eq!(failure.kind, Failure::TIMEOUT);
-        assert!(failure.message.ends_with("Task timed out after 3.00 seconds"));
+        assert!(
+            failure
+                .message
+                .ends_with("Task timed out after 3.00 seconds")
+        );
         let sandbox = br#"{"errorType":"Sandbox.Timedout","errorMessage":"RequestId: c0f3 Error: Task timed out after 3.00 seconds"}"#;
         let Outcome::Failed { failure } = outcome_of("enrich", Some("Unhandled"), sandbox) else {
             panic!("a timed-out function did not fail");
