@@ -253,6 +253,23 @@ fn example_answered(root: &Path, folder: &str) -> Result<Definition, String> {
     load(&format!("{folder} with answered tasks"), &json)
 }
 
+/// A chain of `n` tasks answered like Lambda functions: what one more task of a run
+/// costs, with the run's fixed costs spread thin.
+fn chain_answered(n: usize) -> Result<Definition, String> {
+    let mut tasks = Map::new();
+    for i in 0..n {
+        let mut task = json!({"run": {"command": ["answered"]}, "timeout": "3s"});
+        if i > 0 {
+            task["depends_on"] = json!([format!("t{:02}", i - 1)]);
+        }
+        tasks.insert(format!("t{i:02}"), task);
+    }
+    load(
+        "chain20-lambda",
+        &json!({"name": format!("bench-chain{n}-answered"), "tasks": tasks}).to_string(),
+    )
+}
+
 fn fan(n: usize) -> Result<Definition, String> {
     let mut tasks = Map::new();
     tasks.insert("root".into(), json!({"run": {"pass": {}}}));
@@ -292,6 +309,7 @@ fn workloads(root: &Path, wanted: &[String]) -> Result<Vec<Workload>, String> {
         "cleanup",
         "etl-lambda",
         "fan-in-lambda",
+        "chain20-lambda",
         "fan1000",
         "foreach1000",
     ];
@@ -331,6 +349,11 @@ fn workloads(root: &Path, wanted: &[String]) -> Result<Vec<Workload>, String> {
                 "fan-in example, tasks answered as a Lambda destination would",
                 example_answered(root, "fan-in")?,
                 6,
+            ),
+            "chain20-lambda" => (
+                "20-task chain, tasks answered as a Lambda destination would",
+                chain_answered(20)?,
+                20,
             ),
             "fan1000" => ("1 -> 998 -> 1 pass tasks", fan(998)?, 1000),
             _ => (
@@ -464,7 +487,6 @@ fn item_kind(item: &Value) -> &'static str {
     match sk {
         "RUN" => "run",
         "LIMIT" => "scope",
-        "HOLD" => "holder",
         "KEY" => "run key",
         "LATEST" => "latest",
         _ if sk.starts_with("V#") => "definition",
@@ -1369,10 +1391,9 @@ fn report(outcomes: &[Outcome]) {
 
     println!(
         "\n### DynamoDB items named per task, by operation and kind of item\n\nKinds: run, \
-         task, item (of a `for_each`), scope (a concurrency limit's leases), holder (the \
-         scopes one holder took), parked (messages waiting for a slot), timer, run key, \
-         latest, definition. A TransactWriteItems names two items; a BatchGetItem up to \
-         100.\n"
+         task, item (of a `for_each`), scope (a concurrency limit's leases), parked \
+         (messages waiting for a slot), timer, run key, latest, definition. A \
+         TransactWriteItems names two items; a BatchGetItem up to 100.\n"
     );
     let mut touched: Vec<&(String, &'static str)> =
         outcomes.iter().flat_map(|o| o.touched.keys()).collect();

@@ -1,7 +1,7 @@
 //! The engine: its configuration, message routing and the steps shared by handlers.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use tracing::{debug, warn};
@@ -45,6 +45,9 @@ struct Held {
     /// Task records as this handling last read or wrote them (see
     /// [`Engine::task_records`]).
     tasks: HashMap<TaskKey, TaskRecord>,
+    /// Tasks (not items) this handling settled by a write of its own that applied (see
+    /// [`Engine::unplanned`]).
+    settled_here: HashSet<TaskKey>,
 }
 
 /// Hold back the messages the handler will handle in place; the rest are returned. A
@@ -248,6 +251,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             messages: VecDeque::new(),
             run,
             tasks: HashMap::new(),
+            settled_here: HashSet::new(),
         });
         HELD.scope(held, self.handle_in_place(message, budget))
             .await
@@ -332,6 +336,14 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         }
         let applied = self.store.update_task(run_id, change).await?;
         if applied.applied {
+            if change.to.is_settled() && change.key.item.is_none() {
+                let _ = HELD.try_with(|h| {
+                    let mut h = h.borrow_mut();
+                    if h.run_id == run_id {
+                        h.settled_here.insert(change.key.clone());
+                    }
+                });
+            }
             self.remember_change(run_id, change);
         } else {
             // Somebody else changed it: what this handling knew of it is stale.
@@ -542,6 +554,49 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 }
             }
         });
+    }
+
+    /// The records of the tasks among `keys` that are known to be unplanned (waiting at
+    /// attempt 0) without reading them: those with an upstream this handling settled
+    /// itself. A task is planned only once all its upstreams have settled, and that one
+    /// settled just now, so nobody can have planned it before; anybody planning it
+    /// since (a duplicate of this message) races through the same conditional writes
+    /// as after a read made a moment earlier. A run stopped meanwhile has skipped it:
+    /// the conditional writes find that too. The records are remembered for the rest of
+    /// the handling (the dispatch that starts the task takes it from there).
+    pub(crate) fn unplanned(
+        &self,
+        run_id: &str,
+        keys: &[(TaskKey, Vec<TaskKey>)],
+    ) -> Vec<TaskRecord> {
+        HELD.try_with(|h| {
+            let mut h = h.borrow_mut();
+            if h.run_id != run_id {
+                return Vec::new();
+            }
+            let mut found = Vec::new();
+            for (key, upstream) in keys {
+                let fresh = upstream.iter().any(|u| h.settled_here.contains(u));
+                if !fresh || key.item.is_some() {
+                    continue;
+                }
+                match h.tasks.get(key) {
+                    // Read (or written) by this handling: as it was then, unless this
+                    // handling has moved it since.
+                    Some(known) if known.state == TaskState::Waiting && known.attempt == 0 => {
+                        found.push(known.clone());
+                    }
+                    Some(_) => {}
+                    None => {
+                        let record = TaskRecord::waiting(key.clone());
+                        h.tasks.insert(key.clone(), record.clone());
+                        found.push(record);
+                    }
+                }
+            }
+            found
+        })
+        .unwrap_or_default()
     }
 
     /// Remember the record of a task this handling just settled with `change` without

@@ -223,11 +223,23 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         for &index in candidates {
             wanted.extend(workflow.tasks[index].upstream.iter().copied());
         }
+        let key = |i: usize| TaskKey::task(&workflow.tasks[i].name);
+        let with_upstream: Vec<(TaskKey, Vec<TaskKey>)> = candidates
+            .iter()
+            .map(|&i| {
+                (
+                    key(i),
+                    workflow.tasks[i].upstream.iter().map(|&u| key(u)).collect(),
+                )
+            })
+            .collect();
+        let mut records = self.unplanned(&run.id, &with_upstream);
         let keys: Vec<TaskKey> = wanted
             .iter()
-            .map(|&i| TaskKey::task(&workflow.tasks[i].name))
+            .map(|&i| key(i))
+            .filter(|k| !records.iter().any(|r| &r.key == k))
             .collect();
-        let records = self.task_records(&run.id, &keys).await?;
+        records.extend(self.task_records(&run.id, &keys).await?);
         Ok(records
             .into_iter()
             .filter_map(|r| workflow.index(&r.key.task).map(|i| (i, r)))
