@@ -443,7 +443,7 @@ struct ClaimsEarlierStart {
 
 impl LocalCommands for ClaimsEarlierStart {
     fn start(&self, job: Job, results: SqsQueue) -> BoxFuture<'static, Result<(), StartError>> {
-        use aloft_aws::destination::{DestinationRecord, RequestContext, ResponseContext};
+        use aloft_aws::destination::DestinationRecord;
         let earlier = jiff::SignedDuration::from_millis(self.earlier_ms);
         Box::pin(async move {
             let mut document: Value = serde_json::from_slice(&job.input).expect("document");
@@ -453,23 +453,14 @@ impl LocalCommands for ClaimsEarlierStart {
                 .parse()
                 .expect("an RFC 3339 time");
             document["run"]["attempt_started_at"] = (started - earlier).to_string().into();
-            let record = DestinationRecord {
-                version: "1.0".into(),
-                timestamp: jiff::Timestamp::now().to_string(),
-                request_context: RequestContext {
-                    request_id: "claims-earlier-start".into(),
-                    function_arn: "arn:aws:lambda:us-east-1:123456789012:function:task".into(),
-                    condition: "Success".into(),
-                    approximate_invoke_count: 1,
-                },
-                request_payload: document,
-                response_context: Some(ResponseContext {
-                    status_code: 200,
-                    executed_version: "$LATEST".into(),
-                    function_error: None,
-                }),
-                response_payload: json!({"done": true}),
-            };
+            let record = DestinationRecord::ended_now(
+                "arn:aws:lambda:us-east-1:123456789012:function:task",
+                "claims-earlier-start".into(),
+                document,
+                200,
+                None,
+                json!({"done": true}),
+            );
             let done = record.to_message().expect("a record aloft can read");
             results
                 .send(vec![Outgoing::now(done)])

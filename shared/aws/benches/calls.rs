@@ -171,24 +171,14 @@ impl aloft_aws::LocalCommands for Answering {
         Box::pin(async move {
             // The result as the destination record of the function's invoke gives it:
             // ended now, started when the task document says.
-            use aloft_aws::destination::{DestinationRecord, RequestContext, ResponseContext};
-            let record = DestinationRecord {
-                version: "1.0".into(),
-                timestamp: jiff::Timestamp::now().to_string(),
-                request_context: RequestContext {
-                    request_id: format!("{}/{}/{}", job.run_id, job.key, job.attempt),
-                    function_arn: "arn:aws:lambda:us-east-1:123456789012:function:task".into(),
-                    condition: "Success".into(),
-                    approximate_invoke_count: 1,
-                },
-                request_payload: serde_json::from_slice(&job.input).unwrap_or(Value::Null),
-                response_context: Some(ResponseContext {
-                    status_code: 200,
-                    executed_version: "$LATEST".into(),
-                    function_error: None,
-                }),
-                response_payload: Value::Null,
-            };
+            let record = aloft_aws::destination::DestinationRecord::ended_now(
+                "arn:aws:lambda:us-east-1:123456789012:function:task",
+                format!("{}/{}/{}", job.run_id, job.key, job.attempt),
+                serde_json::from_slice(&job.input).unwrap_or(Value::Null),
+                200,
+                None,
+                Value::Null,
+            );
             let done = record.to_message().map_err(|e| {
                 aloft_engine::ports::StartError::Port(aloft_engine::ports::PortError::terminal(
                     e.to_string(),

@@ -62,6 +62,41 @@ pub struct ResponseContext {
 pub struct RecordError(String);
 
 impl DestinationRecord {
+    /// The record Lambda writes for an asynchronous invoke of `function_arn` with
+    /// `request_payload` that ends now, answered with `status_code` and
+    /// `response_payload`; `function_error` (`Handled`, `Unhandled`) makes it a failure
+    /// whose retries are exhausted.
+    pub fn ended_now(
+        function_arn: &str,
+        request_id: String,
+        request_payload: Value,
+        status_code: u16,
+        function_error: Option<String>,
+        response_payload: Value,
+    ) -> Self {
+        let condition = match function_error {
+            Some(_) => "RetriesExhausted",
+            None => "Success",
+        };
+        Self {
+            version: "1.0".into(),
+            timestamp: jiff::Timestamp::now().to_string(),
+            request_context: RequestContext {
+                request_id,
+                function_arn: function_arn.to_owned(),
+                condition: condition.into(),
+                approximate_invoke_count: 1,
+            },
+            request_payload,
+            response_context: Some(ResponseContext {
+                status_code,
+                executed_version: "$LATEST".into(),
+                function_error,
+            }),
+            response_payload,
+        }
+    }
+
     /// The `Complete` message this record stands for.
     pub fn to_message(&self) -> Result<Message, RecordError> {
         let payload = &self.request_payload;

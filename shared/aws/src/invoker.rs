@@ -17,7 +17,7 @@ use aloft_core::definition::RunSpec;
 use aloft_engine::message::{QueueName, TaskKey};
 use aloft_engine::ports::{Invoker, Job, PortResult, StartError};
 
-use crate::destination::{DestinationRecord, RequestContext, ResponseContext};
+use crate::destination::DestinationRecord;
 use crate::error::lambda_error;
 use crate::queue::SqsQueue;
 
@@ -170,28 +170,15 @@ impl LambdaInvoker {
             serde_json::from_slice(&body)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
         };
-        let condition = if function_error.is_some() {
-            "RetriesExhausted"
-        } else {
-            "Success"
-        };
-        let record = DestinationRecord {
-            version: "1.0".into(),
-            timestamp: jiff::Timestamp::now().to_string(),
-            request_context: RequestContext {
-                request_id: format!("emulated-{}-{}-{}", job.run_id, job.key, job.attempt),
-                function_arn: function.clone(),
-                condition: condition.into(),
-                approximate_invoke_count: 1,
-            },
+        let request_id = format!("emulated-{}-{}-{}", job.run_id, job.key, job.attempt);
+        let record = DestinationRecord::ended_now(
+            &function,
+            request_id,
             request_payload,
-            response_context: Some(ResponseContext {
-                status_code: status,
-                executed_version: "$LATEST".into(),
-                function_error,
-            }),
+            status,
+            function_error,
             response_payload,
-        };
+        );
         let body = match serde_json::to_string(&record) {
             Ok(body) => body,
             Err(error) => {
