@@ -233,17 +233,20 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 )
             })
             .collect();
-        let mut records = self.unplanned(&run.id, &with_upstream);
+        let index_of = |r: TaskRecord| workflow.index(&r.key.task).map(|i| (i, r));
+        let mut records: HashMap<usize, TaskRecord> = self
+            .unplanned(&run.id, &with_upstream)
+            .into_iter()
+            .filter_map(index_of)
+            .collect();
         let keys: Vec<TaskKey> = wanted
             .iter()
+            .filter(|i| !records.contains_key(i))
             .map(|&i| key(i))
-            .filter(|k| !records.iter().any(|r| &r.key == k))
             .collect();
-        records.extend(self.task_records(&run.id, &keys).await?);
-        Ok(records
-            .into_iter()
-            .filter_map(|r| workflow.index(&r.key.task).map(|i| (i, r)))
-            .collect())
+        let read = self.task_records(&run.id, &keys).await?;
+        records.extend(read.into_iter().filter_map(index_of));
+        Ok(records)
     }
 
     async fn apply_decision(
