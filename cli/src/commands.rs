@@ -139,6 +139,7 @@ impl LocalCommands for DevCommands {
                     outcome,
                     ended_at: u64::try_from(ended_at).ok(),
                     started_at: None,
+                    run: None,
                 };
                 if let Err(e) = results.send(vec![Outgoing::now(message)]).await {
                     warn!(run_id = %job.run_id, task = %job.key, error = %e, "result not sent; the attempt will time out");

@@ -223,6 +223,9 @@ async fn drain(backend: &Backend, url: &str) -> Vec<Value> {
 struct Faults {
     calls: Arc<AtomicUsize>,
     fail_at: usize,
+    /// A task that is started, as a result that did not know its run had stopped would
+    /// start it, right before the first write that would skip it.
+    started_before_skip: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Faults {
@@ -230,7 +233,26 @@ impl Faults {
         Self {
             calls: Arc::new(AtomicUsize::new(0)),
             fail_at,
+            started_before_skip: Arc::default(),
         }
+    }
+
+    /// No failure; `task` is started right before the first write that skips it.
+    fn starting_before_skip(task: &str) -> Self {
+        let faults = Self::new(0);
+        *faults.started_before_skip.lock().expect("race") = Some(task.to_owned());
+        faults
+    }
+
+    /// True once, for the write that skips the task to be started first.
+    fn races(&self, change: &TaskChange) -> bool {
+        let mut racing = self.started_before_skip.lock().expect("race");
+        let due =
+            change.to == TaskState::Skipped && racing.as_deref() == Some(change.key.task.as_str());
+        if due {
+            *racing = None;
+        }
+        due
     }
 
     /// True when this call is the one to fail.
@@ -322,6 +344,17 @@ impl Store for DyingStore {
             "update_task {} {}:{}->{}:{}",
             change.key, change.from, change.attempt, change.to, change.new_attempt
         );
+        if self.faults.races(change) {
+            let start = TaskChange {
+                from: TaskState::Waiting,
+                attempt: 0,
+                to: TaskState::Running,
+                new_attempt: 1,
+                started_at: Some(SystemClock.now()),
+                ..change.clone()
+            };
+            assert!(self.inner.update_task(run_id, &start).await?.applied);
+        }
         self.write(&label, self.inner.update_task(run_id, change))
             .await
     }
@@ -470,6 +503,141 @@ impl LocalCommands for ClaimsEarlierStart {
     }
 
     fn cancel(&self, _run_id: &str, _key: &TaskKey, _attempt: u32) {}
+}
+
+/// `command` tasks answered at once by the destination record their function's invoke
+/// would give, whose task document keeps the run it carries (`aloft`) or has it cut.
+#[derive(Debug)]
+struct AnsweredLikeLambda {
+    keep_run: bool,
+}
+
+impl LocalCommands for AnsweredLikeLambda {
+    fn start(&self, job: Job, results: SqsQueue) -> BoxFuture<'static, Result<(), StartError>> {
+        use aloft_aws::destination::DestinationRecord;
+        let keep_run = self.keep_run;
+        Box::pin(async move {
+            let mut document: Value = serde_json::from_slice(&job.input).expect("document");
+            assert_eq!(
+                document["aloft"]["id"],
+                json!(job.run_id),
+                "the run it carries"
+            );
+            if !keep_run {
+                document.as_object_mut().expect("an object").remove("aloft");
+            }
+            let task = document["task"].clone();
+            let record = DestinationRecord::ended_now(
+                "arn:aws:lambda:us-east-1:123456789012:function:task",
+                format!("{}/{}/{}", job.run_id, job.key, job.attempt),
+                document,
+                200,
+                None,
+                json!({"done": task}),
+            );
+            let body = serde_json::to_string(&record).expect("a record");
+            let url = results.url(QueueName::Complete).to_owned();
+            results
+                .send_bodies(&url, vec![(body, 0)])
+                .await
+                .map_err(StartError::Port)
+        })
+    }
+
+    fn cancel(&self, _run_id: &str, _key: &TaskKey, _attempt: u32) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_that_brings_its_run_is_handled_without_reading_the_run() {
+    let stack = LocalAws::start();
+    let yaml = "
+name: carried
+tasks:
+  a: {run: {command: [answers]}}
+  b: {depends_on: [a], run: {command: [answers]}}
+  c: {depends_on: [b], run: {command: [answers]}}
+  d: {depends_on: [c], run: {command: [answers]}}
+";
+    let mut reads = Vec::new();
+    for keep_run in [true, false] {
+        let resources = stack.create(if keep_run { "kept" } else { "cut" }, 5, 1);
+        let counter = CallCounter::new();
+        let backend = counted_backend(&stack, &resources, &[], counter.clone()).await;
+        let engine = backend.engine_with(Some(Arc::new(AnsweredLikeLambda { keep_run })));
+        let run = run_to_end(&backend, &engine, yaml, json!({"day": 4})).await;
+        assert_eq!(run.status, RunStatus::Succeeded, "keep_run {keep_run}");
+        let outputs: Vec<(TaskKey, TaskState, Option<String>)> = tasks(&backend.store(), &run.id)
+            .await
+            .into_iter()
+            .map(|(t, _)| (t.key, t.state, t.output))
+            .collect();
+        for (key, state, output) in &outputs {
+            assert_eq!(*state, TaskState::Succeeded, "{key}");
+            let expected = json!({"done": key.task}).to_string();
+            assert_eq!(output.as_deref(), Some(expected.as_str()), "{key}");
+        }
+        reads.push(dynamodb_calls(&counter, "GetItem"));
+    }
+    // The same run, the same requests, but one read of the run for each of the four
+    // results whose document lost the run it carried.
+    assert_eq!(
+        reads[1],
+        reads[0] + 4,
+        "GetItem requests with and without: {reads:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_started_while_its_run_stops_is_stopped_too() {
+    let stack = LocalAws::start();
+    let resources = stack.create("stopping", 5, 1);
+    let backend = backend(&stack, &resources, &[]).await;
+    let silent = Arc::new(Silent::default());
+    let commands: Arc<dyn LocalCommands> = silent.clone();
+    // `later` is started (by a result that came with a copy of the run from before it
+    // stopped) between the stop's read of the tasks and its write that skips `later`.
+    let faults = Faults::starting_before_skip("later");
+    let engine = recording_engine(&backend, &faults, false, Some(commands), Arc::default());
+    let yaml = "
+name: stopping
+deadline: 2s
+on_deadline: fail
+tasks:
+  first: {run: {command: [never-answers]}}
+  later: {depends_on: [first], run: {command: [never-answers]}}
+  last: {depends_on: [later], run: {command: [never-answers]}}
+";
+    let run = run_to_end(&backend, &engine, yaml, json!({})).await;
+
+    assert_eq!(run.status, RunStatus::TimedOut);
+    let tasks = tasks(&backend.store(), &run.id).await;
+    assert_eq!(
+        state_of(&tasks, &TaskKey::task("first")),
+        (TaskState::TimedOut, 1)
+    );
+    // Refused as a skip, it was stopped as the running attempt it had become.
+    assert_eq!(
+        state_of(&tasks, &TaskKey::task("later")),
+        (TaskState::TimedOut, 1)
+    );
+    assert_eq!(
+        state_of(&tasks, &TaskKey::task("last")),
+        (TaskState::Skipped, 0)
+    );
+    assert_eq!(
+        faults.started_before_skip.lock().expect("race").as_deref(),
+        None
+    );
+    assert_eq!(
+        silent.started.load(Ordering::SeqCst),
+        1,
+        "only `first` was invoked"
+    );
+    assert_eq!(
+        silent.cancelled.load(Ordering::SeqCst),
+        2,
+        "both running attempts"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -230,6 +230,7 @@ mod tests {
             },
             ended_at: None,
             started_at: None,
+            run: None,
         };
         let body = serde_json::to_string(&message).expect("serialise");
         assert_eq!(parse_body(&body).expect("parse"), message);

@@ -167,6 +167,8 @@ impl DestinationRecord {
             outcome,
             ended_at,
             started_at,
+            // The run as the dispatcher knew it, so the result is handled without a read.
+            run: aloft_engine::run_of_document(payload).map(Box::new),
         })
     }
 }

@@ -160,6 +160,7 @@ pub fn engine_config() -> Config {
         inline_follow_ups: INLINE_FOLLOW_UPS,
         run_watchdog: true,
         start_from_waiting: true,
+        document_carries_run: true,
         ..Config::default()
     }
 }

@@ -9,9 +9,10 @@ use serde_json::{Value, json};
 use aloft_aws::batch::{Received, batch_response, from_sqs_event, parse_body};
 use aloft_aws::destination::DestinationRecord;
 use aloft_aws::trigger::{Trigger, TriggerError, event_input, parse, scheduler_invocation};
-use aloft_core::Failure;
 use aloft_core::definition::Overlap;
+use aloft_core::{Failure, RunStatus};
 use aloft_engine::message::{Message, Outcome, TaskKey};
+use aloft_engine::record::{RunRecord, WatchLeg};
 
 /// The run every task fixture belongs to.
 const RUN_ID: &str = "20261204-020003-5c1e9a7f02bd";
@@ -111,6 +112,7 @@ fn a_destination_record_body_reads_as_the_attempts_result() {
             },
             ended_at: Some(recorded_at(&batch[1].body)),
             started_at: None,
+            run: None,
         }
     );
 }
@@ -218,7 +220,47 @@ fn a_success_record_completes_the_item_with_the_functions_output() {
             ended_at: Some(recorded_at(&fixture("destination-success.json"))),
             // run.attempt_started_at of the task document, 2026-12-04T02:01:15.880Z.
             started_at: Some(1_796_349_675_880),
+            run: Some(Box::new(RunRecord {
+                id: RUN_ID.into(),
+                workflow: "nightly-etl".into(),
+                version: "61bae0c6e42850ba".into(),
+                status: RunStatus::Running,
+                // The document's input, which the carried run leaves out.
+                input: json!({"region": "eu"}),
+                key: Some("schedule:2026-12-04T02:00:00Z".into()),
+                created_at: 1_796_349_603_412,
+                started_at: Some(1_796_349_603_530),
+                ended_at: None,
+                deadline_at: Some(1_796_356_803_530),
+                sla_missed: false,
+                unsettled: 1,
+                failed: 0,
+                scheduled_time: 1_796_349_600_000,
+                workdir: None,
+                watch: Some(WatchLeg {
+                    at: 1_796_350_503_530,
+                    leg: 4_503_599_627_370_495,
+                }),
+            })),
         }
+    );
+}
+
+#[test]
+fn a_carried_run_is_taken_only_for_the_documents_own_run() {
+    let mut body: Value = serde_json::from_str(&fixture("destination-success.json")).expect("JSON");
+    body["requestPayload"]["aloft"]["id"] = json!("20261204-999999-000000000000");
+    let Message::Complete { run, .. } = parse_body(&body.to_string()).expect("a record") else {
+        panic!("not a completion");
+    };
+    assert_eq!(run, None, "a copy of another run is not this run's");
+    body["requestPayload"]["aloft"] = json!({"id": RUN_ID, "status": "running"});
+    let Message::Complete { run, .. } = parse_body(&body.to_string()).expect("a record") else {
+        panic!("not a completion");
+    };
+    assert_eq!(
+        run, None,
+        "an incomplete copy is read from the table instead"
     );
 }
 
@@ -239,6 +281,7 @@ fn a_retries_exhausted_record_fails_the_item_with_the_functions_error() {
             },
             ended_at: Some(recorded_at(&fixture("destination-failure.json"))),
             started_at: Some(1_796_349_891_300),
+            run: None,
         }
     );
 }
@@ -259,6 +302,8 @@ fn an_event_age_exceeded_record_fails_the_item_without_a_response() {
             ended_at: Some(recorded_at(&fixture("destination-event-age.json"))),
             // A task document without the attempt's start: the record is read for it.
             started_at: None,
+            // Nor the run: it is read too.
+            run: None,
         }
     );
 }

@@ -111,6 +111,20 @@ pub struct Config {
     /// A task that must wait for a slot is written `ready` before it waits, so that
     /// `runs show` tells it from tasks whose upstreams are still going.
     pub start_from_waiting: bool,
+    /// Put the run's record, less its input, in each task document as `aloft`, so that
+    /// a result that comes back with its document (a Lambda destination record carries
+    /// it as the request payload) is handled without reading the run.
+    ///
+    /// The copy is the run as the dispatcher knew it, and it is enough: what a result's
+    /// handling needs of the run (workflow, version, input, deadline) does not change
+    /// once it runs; its watchdog leg, when still ahead, is still the current one (a
+    /// leg moves only when it arrives); its counters of unsettled sinks and failures only
+    /// go down, so the copy's are never too low, and the run is settled only on counters
+    /// that a write returns. A run stopped meanwhile (deadline, cancel, poison message)
+    /// is seen through its tasks: stopping it settles every task it has not settled, and
+    /// a start that slips in while it does so is stopped too (see
+    /// [`Engine::stop_run_because`]).
+    pub document_carries_run: bool,
 }
 
 /// How far ahead of the watchdog's next leg an attempt must have been marked running to
@@ -126,6 +140,7 @@ impl Default for Config {
             inline_follow_ups: 0,
             run_watchdog: false,
             start_from_waiting: false,
+            document_carries_run: false,
         }
     }
 }
@@ -318,6 +333,17 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         Ok(run)
     }
 
+    /// Keep `run`, a copy the message being handled brought, as the run's record for this
+    /// handling, unless one was read already.
+    fn offer_run(&self, run: RunRecord) {
+        let _ = HELD.try_with(|h| {
+            let mut h = h.borrow_mut();
+            if h.run_id == run.id && h.run.is_none() {
+                h.run = Some(run);
+            }
+        });
+    }
+
     /// Forget the run record kept for this handling: a write may have changed it.
     pub(crate) fn forget_run(&self) {
         let _ = HELD.try_with(|h| h.borrow_mut().run = None);
@@ -384,7 +410,11 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 outcome,
                 ended_at,
                 started_at,
+                run,
             } => {
+                if let Some(run) = run {
+                    self.offer_run(*run);
+                }
                 let times = (started_at, ended_at);
                 Box::pin(self.complete(&run_id, &key, attempt, outcome, times)).await
             }

@@ -79,6 +79,9 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
                 .to_string()
                 .into();
         }
+        if self.config.document_carries_run {
+            document["aloft"] = carried_run(run);
+        }
         if let Some(item) = &record.item {
             document["item"] = item.clone();
         }
@@ -117,4 +120,28 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
 pub(crate) fn parse_stored(text: Option<&str>) -> Value {
     text.and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or(Value::Null)
+}
+
+/// The run's record as a task document carries it (see
+/// [`crate::engine::Config::document_carries_run`]): without its input, which the
+/// document holds already.
+fn carried_run(run: &RunRecord) -> Value {
+    let mut value = serde_json::to_value(run).unwrap_or(Value::Null);
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("input");
+    }
+    value
+}
+
+/// The run a task document carries, if it carries one for its own run.
+pub fn run_of_document(document: &Value) -> Option<RunRecord> {
+    let mut value = document.get("aloft")?.clone();
+    let run_id = document.get("run")?.get("id")?;
+    if value.get("id") != Some(run_id) {
+        return None;
+    }
+    value
+        .as_object_mut()?
+        .insert("input".into(), document.get("input")?.clone());
+    serde_json::from_value(value).ok()
 }

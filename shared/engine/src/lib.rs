@@ -22,6 +22,7 @@ mod trigger;
 mod watch;
 
 pub use engine::{Config, Engine, EngineError, INPUT_LIMIT, OUTPUT_LIMIT};
+pub use input::run_of_document;
 pub use message::{Message, Outcome, Outgoing, QueueName, TaskKey};
 pub use overlap::Admission;
 pub use poison::UNDELIVERABLE;

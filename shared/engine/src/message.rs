@@ -5,6 +5,8 @@ use serde_json::Value;
 
 use aloft_core::Failure;
 
+use crate::record::RunRecord;
+
 /// One task, or one item of a `for_each` task.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TaskKey {
@@ -106,6 +108,12 @@ pub enum Message {
         /// the task's record; `None` reads it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         started_at: Option<u64>,
+        /// The run as its dispatcher knew it when the attempt started, brought back with
+        /// the result (the task document's `aloft` member, see
+        /// [`crate::engine::Config::document_carries_run`]), so that the result is handled
+        /// without reading the run; `None` reads it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run: Option<Box<RunRecord>>,
     },
     /// Check whether an attempt has run past its time limit.
     TimeoutCheck {

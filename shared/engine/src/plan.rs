@@ -21,6 +21,9 @@ use crate::record::{RunRecord, TaskRecord};
 /// so that a run abandoned for good cannot hold its workflow's slot forever.
 const RUN_LEASE_MS: u64 = 7 * 24 * 3600 * 1000;
 
+/// How many times stopping a run tries to settle one of its tasks that keeps moving.
+const STOP_TRIES: usize = 5;
+
 impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> {
     /// Handle a plan message.
     pub(crate) async fn plan(&self, run_id: &str, settled: &[String]) -> Result<(), EngineError> {
@@ -439,55 +442,26 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
     ) -> Result<(), EngineError> {
         let reason = (why.kind != Failure::TIMEOUT).then(|| why.to_string());
         self.forget_run();
-        if !self
+        let now = self.clock.now();
+        if self.store.settle_run(&run.id, run.status, to, now).await? {
+            info!(workflow = %run.workflow, run_id = %run.id, status = %to, "run stopped");
+            self.announce(run, LifecycleKind::settled(to), to.as_str(), None, reason)
+                .await;
+        } else if self
             .store
-            .settle_run(&run.id, run.status, to, self.clock.now())
+            .run(&run.id)
             .await?
+            .is_none_or(|r| r.status != to)
         {
             return Ok(());
         }
-        info!(workflow = %run.workflow, run_id = %run.id, status = %to, "run stopped");
-        self.announce(run, LifecycleKind::settled(to), to.as_str(), None, reason)
-            .await;
-        let now = self.clock.now();
+        // Stopped, by this handling or by an earlier delivery of its message that may
+        // have died before the tasks: every task not settled yet is settled now.
         let mut holders = Vec::new();
         for task in self.store.all_tasks(&run.id).await? {
-            let to_state = match task.state {
-                TaskState::Running => running_to,
-                // A retry was pending: the task ends as its last attempt did.
-                TaskState::Ready if task.attempt > 1 => match &task.failure {
-                    Some(f) if f.kind == Failure::TIMEOUT => TaskState::TimedOut,
-                    _ => TaskState::Failed,
-                },
-                TaskState::Waiting | TaskState::Ready => TaskState::Skipped,
-                _ => continue,
-            };
-            if task.state == TaskState::Running && task.items.is_none() {
-                self.invoker
-                    .cancel(&run.id, &task.key, task.attempt)
-                    .await?;
+            if let Some(holder) = self.stop_task(&run.id, task, running_to, &why).await? {
+                holders.push(holder);
             }
-            let failure = (task.state == TaskState::Running).then(|| why.clone());
-            // A ready task's attempt never started: it counts only the attempts that ran.
-            let ran = match task.state {
-                TaskState::Ready => task.attempt.saturating_sub(1),
-                _ => task.attempt,
-            };
-            let change = TaskChange {
-                key: task.key.clone(),
-                from: task.state,
-                attempt: task.attempt,
-                to: to_state,
-                new_attempt: ran,
-                not_before: None,
-                started_at: None,
-                ended_at: Some(now),
-                output: None,
-                failure,
-                sink: false,
-            };
-            self.update_task(&run.id, &change).await?;
-            holders.push((task.key.clone(), task.attempt));
         }
         // Slots are freed once no task of the run waits any more, so that the wake-ups
         // go to other runs' waiting tasks, not to this run's stopped ones.
@@ -506,6 +480,64 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         }
         self.release_slots(&run.id, &scopes).await?;
         self.after_run_settled(run).await
+    }
+
+    /// Settle one task of a stopped run: a running attempt ends as `running_to` for
+    /// `why`, a pending retry as its last attempt did, a task not started is skipped.
+    /// A change refused because the task moved meanwhile (a result that did not know
+    /// the run had stopped started it, or settled it) is made again on what it moved
+    /// to. Returns the attempt whose slots to free, when it had any.
+    async fn stop_task(
+        &self,
+        run_id: &str,
+        mut task: TaskRecord,
+        running_to: TaskState,
+        why: &Failure,
+    ) -> Result<Option<(TaskKey, u32)>, EngineError> {
+        // Each refusal means the task moved on; a task moves at most a few times.
+        for _ in 0..STOP_TRIES {
+            let to_state = match task.state {
+                TaskState::Running => running_to,
+                // A retry was pending: the task ends as its last attempt did.
+                TaskState::Ready if task.attempt > 1 => match &task.failure {
+                    Some(f) if f.kind == Failure::TIMEOUT => TaskState::TimedOut,
+                    _ => TaskState::Failed,
+                },
+                TaskState::Waiting | TaskState::Ready => TaskState::Skipped,
+                _ => return Ok(None),
+            };
+            if task.state == TaskState::Running && task.items.is_none() {
+                self.invoker.cancel(run_id, &task.key, task.attempt).await?;
+            }
+            let failure = (task.state == TaskState::Running).then(|| why.clone());
+            // A ready task's attempt never started: it counts only the attempts that ran.
+            let ran = match task.state {
+                TaskState::Ready => task.attempt.saturating_sub(1),
+                _ => task.attempt,
+            };
+            let change = TaskChange {
+                key: task.key.clone(),
+                from: task.state,
+                attempt: task.attempt,
+                to: to_state,
+                new_attempt: ran,
+                not_before: None,
+                started_at: None,
+                ended_at: Some(self.clock.now()),
+                output: None,
+                failure,
+                sink: false,
+            };
+            if self.update_task(run_id, &change).await?.applied {
+                return Ok(Some((task.key, task.attempt)));
+            }
+            match self.task_record(run_id, &task.key).await? {
+                Some(moved) => task = moved,
+                None => return Ok(None),
+            }
+        }
+        warn!(run_id, task = %task.key, "task of a stopped run kept moving; left as it is");
+        Ok(Some((task.key, task.attempt)))
     }
 }
 

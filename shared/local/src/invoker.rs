@@ -180,6 +180,7 @@ fn report(sender: &UnboundedSender<Message>, id: &AttemptId, outcome: Outcome) {
         outcome,
         ended_at: None,
         started_at: None,
+        run: None,
     });
 }
 

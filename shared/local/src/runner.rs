@@ -406,6 +406,7 @@ impl Runner<LocalInvoker> {
             outcome,
             ended_at: process::ended_at(&files),
             started_at: None,
+            run: None,
         };
         if let Some(outcome) =
             process::read_outcome(&files).or_else(|| process::read_result(&files))

@@ -61,6 +61,7 @@ async fn a_late_success_of_a_timed_out_attempt_changes_nothing() {
         },
         ended_at: None,
         started_at: None,
+        run: None,
     });
     sim.run_until(&run, 26 * S).await;
     let after = sim.report(&run).await;

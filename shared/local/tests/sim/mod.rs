@@ -603,6 +603,7 @@ impl Sim {
                     outcome: outcome.clone(),
                     ended_at: Some(*due),
                     started_at: None,
+                    run: None,
                 });
             }
         }
@@ -873,6 +874,7 @@ impl Sim {
                 outcome: finish.outcome,
                 ended_at: None,
                 started_at: None,
+                run: None,
             };
             *self.observed.handled.entry("complete".into()).or_default() += 1;
             let body = serde_json::to_string(&message).expect("serialize");
