@@ -114,6 +114,7 @@ impl Backend {
     /// The store.
     pub fn store(&self) -> DynamoStore {
         DynamoStore::new(self.dynamodb.clone(), &self.settings.table)
+            .with_retention_days(self.settings.run_retention_days)
     }
 
     /// The queues.

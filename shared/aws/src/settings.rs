@@ -28,6 +28,9 @@ pub struct Settings {
     pub max_receives: u32,
     /// How results of `lambda` tasks come back.
     pub destinations: Destinations,
+    /// Days a run's history is kept after it is written (`ALOFT_RUN_RETENTION_DAYS`,
+    /// the SAM template's `RunRetentionDays`); 0, the default, keeps it.
+    pub run_retention_days: u32,
     /// An endpoint for every service, given explicitly (a flag). Without it aws-config
     /// reads `AWS_ENDPOINT_URL` and the service-specific `AWS_ENDPOINT_URL_<SERVICE>`
     /// (e.g. `AWS_ENDPOINT_URL_LAMBDA` for a Lambda emulator beside a local stack).
@@ -43,7 +46,8 @@ impl Settings {
     /// Settings from the environment: `ALOFT_TABLE`, `ALOFT_PLAN_QUEUE_URL`,
     /// `ALOFT_DISPATCH_QUEUE_URL`, `ALOFT_COMPLETE_QUEUE_URL`, `ALOFT_EVENT_BUS`
     /// (default `default`), `ALOFT_MAX_RECEIVES` (default 5),
-    /// and `ALOFT_LAMBDA_DESTINATIONS` (`aws` or `emulate`, default `aws`).
+    /// `ALOFT_RUN_RETENTION_DAYS` (default 0: kept) and `ALOFT_LAMBDA_DESTINATIONS`
+    /// (`aws` or `emulate`, default `aws`).
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
@@ -66,6 +70,15 @@ impl Settings {
                 ))
             })?,
         };
+        let run_retention_days = match lookup("ALOFT_RUN_RETENTION_DAYS") {
+            None => 0,
+            Some(text) => text.parse().map_err(|_| {
+                SettingsError(format!(
+                    "ALOFT_RUN_RETENTION_DAYS must be a whole number of days (0 keeps runs), \
+                     not {text:?}"
+                ))
+            })?,
+        };
         let destinations = match lookup("ALOFT_LAMBDA_DESTINATIONS").as_deref() {
             None | Some("aws") => Destinations::Aws,
             Some("emulate") => Destinations::Emulate,
@@ -85,6 +98,7 @@ impl Settings {
             event_bus: lookup("ALOFT_EVENT_BUS").unwrap_or_else(|| "default".to_owned()),
             max_receives,
             destinations,
+            run_retention_days,
             endpoint_url: None,
         })
     }
@@ -118,6 +132,7 @@ mod tests {
         assert_eq!(settings.event_bus, "default");
         assert_eq!(settings.max_receives, 5);
         assert_eq!(settings.destinations, Destinations::Aws);
+        assert_eq!(settings.run_retention_days, 0);
         assert_eq!(settings.endpoint_url, None);
     }
 
@@ -140,5 +155,9 @@ mod tests {
         pairs.push(("ALOFT_LAMBDA_DESTINATIONS", "sqs"));
         let error = Settings::from_lookup(lookup(&pairs)).expect_err("unknown mode");
         assert!(error.0.contains("\"sqs\""), "{error}");
+        let mut pairs = BASE.to_vec();
+        pairs.push(("ALOFT_RUN_RETENTION_DAYS", "90d"));
+        let error = Settings::from_lookup(lookup(&pairs)).expect_err("a unit");
+        assert!(error.0.contains("\"90d\""), "{error}");
     }
 }

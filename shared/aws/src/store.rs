@@ -72,6 +72,9 @@ pub struct DynamoStore {
     /// immutable, so a version seen once need not be written again: a conditional put
     /// that finds the item there still costs its size in write units.
     stored: Arc<Mutex<HashSet<String>>>,
+    /// How long a run's items live, in seconds from their writing: each is written
+    /// with `expires_at`, which the table's TTL deletes after. `None` keeps them.
+    retention_s: Option<u64>,
 }
 
 /// The partition of a run.
@@ -218,7 +221,23 @@ impl DynamoStore {
             client,
             table: table.to_owned(),
             stored: Arc::default(),
+            retention_s: None,
         }
+    }
+
+    /// The same store, writing a run's items (the run, its tasks and items, timers,
+    /// upstream records, its run key) to expire `days` days after they are written;
+    /// 0 keeps them. Definitions, their LATEST pointer and concurrency scopes never
+    /// expire.
+    #[must_use]
+    pub fn with_retention_days(mut self, days: u32) -> Self {
+        self.retention_s = (days > 0).then(|| u64::from(days) * 86_400);
+        self
+    }
+
+    /// When an item of a run written now expires, in seconds since the epoch, if ever.
+    fn run_item_expiry(&self) -> Option<AttributeValue> {
+        self.retention_s.map(|after| n(now_ms() / 1000 + after))
     }
 
     fn stored_versions(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -260,7 +279,15 @@ impl DynamoStore {
     }
 
     /// Put an item unless one with its key exists; false when one did.
-    pub(crate) async fn put_new(&self, item: Item) -> PortResult<bool> {
+    pub(crate) async fn put_new(&self, mut item: Item) -> PortResult<bool> {
+        let of_a_run =
+            get_s(&item, "pk").is_some_and(|pk| pk.starts_with("RUN#") || pk.starts_with("KEY#"));
+        if of_a_run
+            && !item.contains_key("expires_at")
+            && let Some(expiry) = self.run_item_expiry()
+        {
+            item.insert("expires_at".into(), expiry);
+        }
         let result = self
             .client
             .put_item()
@@ -1184,14 +1211,23 @@ impl Store for DynamoStore {
         // A string set: adding a member twice keeps one, so a repeated plan message
         // counts its upstream once.
         let members = settled.iter().map(ToString::to_string).collect();
+        let expiry = self.run_item_expiry();
+        let mut values = HashMap::from([(":settled".to_owned(), AttributeValue::Ss(members))]);
+        if let Some(expiry) = expiry.clone() {
+            values.insert(":expiry".into(), expiry);
+        }
         let updated = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(run_pk(run_id), format!("UP#{task}"))))
-            .update_expression("ADD #settled :settled")
+            .update_expression(if expiry.is_some() {
+                "ADD #settled :settled SET expires_at = if_not_exists(expires_at, :expiry)"
+            } else {
+                "ADD #settled :settled"
+            })
             .expression_attribute_names("#settled", "settled")
-            .expression_attribute_values(":settled", AttributeValue::Ss(members))
+            .set_expression_attribute_values(Some(values))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
             .send()
             .await

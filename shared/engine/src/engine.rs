@@ -48,6 +48,9 @@ struct Held {
     /// Tasks (not items) this handling settled by a write of its own that applied (see
     /// [`Engine::unplanned`]).
     settled_here: HashSet<TaskKey>,
+    /// True once this handling's write started the run (queued to running): every task
+    /// of the run is then known to be unplanned (see [`Engine::unplanned`]).
+    started_here: bool,
 }
 
 /// Hold back the messages the handler will handle in place; the rest are returned. A
@@ -267,6 +270,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             run,
             tasks: HashMap::new(),
             settled_here: HashSet::new(),
+            started_here: false,
         });
         HELD.scope(held, self.handle_in_place(message, budget))
             .await
@@ -586,8 +590,20 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         });
     }
 
+    /// Note that this handling's write started run `run_id`: no task of it can have been
+    /// planned before, since a run is planned only once it runs.
+    pub(crate) fn note_started_here(&self, run_id: &str) {
+        let _ = HELD.try_with(|h| {
+            let mut h = h.borrow_mut();
+            if h.run_id == run_id {
+                h.started_here = true;
+            }
+        });
+    }
+
     /// The records of the tasks among `keys` that are known to be unplanned (waiting at
-    /// attempt 0) without reading them: those with an upstream this handling settled
+    /// attempt 0) without reading them: every task of a run this handling started (see
+    /// [`Self::note_started_here`]), and those with an upstream this handling settled
     /// itself. A task is planned only once all its upstreams have settled, and that one
     /// settled just now, so nobody can have planned it before; anybody planning it
     /// since (a duplicate of this message) races through the same conditional writes
@@ -606,7 +622,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
             }
             let mut found = Vec::new();
             for (key, upstream) in keys {
-                let fresh = upstream.iter().any(|u| h.settled_here.contains(u));
+                let fresh = h.started_here || upstream.iter().any(|u| h.settled_here.contains(u));
                 if !fresh || key.item.is_some() {
                     continue;
                 }

@@ -122,6 +122,7 @@ impl<S: Store, Q: Queue, I: Invoker, C: Clock, E: Events> Engine<S, Q, I, C, E> 
         }
         self.forget_run();
         if self.store.start_run(&run.id, now, deadline, watch).await? {
+            self.note_started_here(&run.id);
             info!(workflow = %run.workflow, run_id = %run.id, "run started");
             self.announce(run, LifecycleKind::RunStarted, "running", None, None)
                 .await;
