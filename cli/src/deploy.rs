@@ -1,5 +1,6 @@
-//! `aloft deploy FILE... --backend aws`: store the workflows' definitions and make their
-//! EventBridge Scheduler schedules and EventBridge rules match the files.
+//! `aloft deploy FILE... --backend aws`: store the workflows' definitions, and make the
+//! event-invoke configs of their task functions, their EventBridge Scheduler schedules
+//! and their EventBridge rules match the files.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +9,8 @@ use clap::Args;
 use serde_json::json;
 
 use aloft_aws::deploy::{
-    Action, Change, Clients, DeploySettings, Plan, WorkflowFile, desired, plan,
+    Action, Change, Clients, DeployError, DeploySettings, Plan, WorkflowFile, desired,
+    has_lambda_tasks, plan,
 };
 use aloft_core::source::load_path;
 
@@ -56,6 +58,14 @@ pub struct DeployArgs {
     /// Rule names start with this and a dash.
     #[arg(long, env = "ALOFT_RULE_PREFIX", default_value = "aloft")]
     rule_prefix: String,
+    /// The complete queue's ARN (the stack's output CompleteQueueArn): both destinations
+    /// of the event-invoke config of every function a `lambda` task names.
+    #[arg(long, env = "ALOFT_COMPLETE_QUEUE_ARN")]
+    complete_queue_arn: Option<String>,
+    /// The complete queue's URL, whose ARN SQS tells when --complete-queue-arn is not
+    /// given.
+    #[arg(long, env = "ALOFT_COMPLETE_QUEUE_URL")]
+    complete_queue_url: Option<String>,
     /// One endpoint for every AWS service (a local stack). Without it the SDK reads
     /// AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>.
     #[arg(long)]
@@ -84,14 +94,25 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(USAGE));
     };
-    let wanted = match desired(&files, &settings(&args)) {
+    let clients = Clients::connect(table, args.endpoint_url.as_deref()).await;
+    let mut settings = settings(&args);
+    match complete_queue_arn(&args, &files, &clients).await {
+        Ok(arn) => settings.complete_queue_arn = arn,
+        Err(error) => {
+            errln!(
+                "error: {error} (the complete queue of --complete-queue-url or \
+                 ALOFT_COMPLETE_QUEUE_URL; --complete-queue-arn gives its ARN instead)"
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let wanted = match desired(&files, &settings) {
         Ok(wanted) => wanted,
         Err(error) => {
             errln!("error: {error}");
             return Ok(ExitCode::from(USAGE));
         }
     };
-    let clients = Clients::connect(table, args.endpoint_url.as_deref()).await;
     let planned = match clients.read(&wanted, args.prune).await {
         Ok(current) => plan(&wanted, &current, args.prune),
         Err(error) => Err(error),
@@ -117,8 +138,28 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--complete-queue-arn`; without it, the ARN SQS tells for `--complete-queue-url`,
+/// asked only when a `lambda` task needs it.
+async fn complete_queue_arn(
+    args: &DeployArgs,
+    files: &[WorkflowFile],
+    clients: &Clients,
+) -> Result<Option<String>, DeployError> {
+    if let Some(arn) = given(&args.complete_queue_arn) {
+        return Ok(Some(arn));
+    }
+    match given(&args.complete_queue_url) {
+        Some(url) if has_lambda_tasks(files) => clients.queue_arn(&url).await.map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// A setting that was given and is not empty.
+fn given(value: &Option<String>) -> Option<String> {
+    value.clone().filter(|v| !v.is_empty())
+}
+
 fn settings(args: &DeployArgs) -> DeploySettings {
-    let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
     DeploySettings {
         schedule_group: args.schedule_group.clone(),
         event_bus: args.event_bus.clone(),
@@ -126,6 +167,7 @@ fn settings(args: &DeployArgs) -> DeploySettings {
         trigger_arn: given(&args.trigger_arn),
         scheduler_role_arn: given(&args.scheduler_role_arn),
         rule_target_arn: given(&args.rule_target_arn),
+        complete_queue_arn: given(&args.complete_queue_arn),
     }
 }
 
@@ -172,7 +214,8 @@ fn to_json(plan: &Plan, dry_run: bool) -> serde_json::Value {
     })
 }
 
-/// `update     schedule aloft/nightly  (nightly.yaml)`, then one line per field.
+/// `update     schedule aloft/nightly  (nightly.yaml)` or
+/// `update     event-invoke config payments  (charge.yaml)`, then one line per field.
 fn print_change(change: &Change) {
     let name = match &change.place {
         Some(place) => format!("{place}/{}", change.name),

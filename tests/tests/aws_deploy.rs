@@ -2,8 +2,11 @@
 //! real binary makes the Scheduler schedules and EventBridge rules, and the tests read
 //! them back with the SDKs. moto stores schedules but never fires them; it does deliver
 //! events through rules, so an event reaches the trigger's handler through a queue the
-//! deployed rule targets.
+//! deployed rule targets. moto's Lambda stores functions without running them, which is
+//! all the event-invoke configs need.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -49,9 +52,34 @@ tasks:
     run: {pass: {result: {confirmed: true}}}
 ";
 
+/// Two tasks of `payments` and one of `mailer`: two functions.
+const CHARGE: &str = "\
+name: charge
+tasks:
+  reserve:
+    run: {lambda: payments}
+  capture:
+    depends_on: [reserve]
+    run: {lambda: payments}
+  notify:
+    depends_on: [capture]
+    run: {lambda: mailer}
+";
+
 /// `aloft deploy FILE... --backend aws ARGS` against the stack, with the trigger's and
 /// the role's ARNs and the stack's bus, and no deploy setting from this machine.
 fn deploy(sandbox: &Sandbox, resources: &Resources, files: &[&str], args: &[&str]) -> Finished {
+    deploy_without(sandbox, resources, files, args, &[])
+}
+
+/// [`deploy`] without the stack's variables `removed`.
+fn deploy_without(
+    sandbox: &Sandbox,
+    resources: &Resources,
+    files: &[&str],
+    args: &[&str],
+    removed: &[&str],
+) -> Finished {
     let mut all = vec!["deploy"];
     all.extend(files);
     all.extend(["--backend", "aws"]);
@@ -63,7 +91,11 @@ fn deploy(sandbox: &Sandbox, resources: &Resources, files: &[&str], args: &[&str
         "ALOFT_RULE_TARGET_ARN",
         "ALOFT_RULE_PREFIX",
         "ALOFT_BACKEND",
-    ] {
+        "ALOFT_COMPLETE_QUEUE_ARN",
+    ]
+    .iter()
+    .chain(removed)
+    {
         command.env_remove(name);
     }
     command
@@ -479,5 +511,299 @@ async fn removing_an_event_trigger_deletes_its_rule_and_target() {
             && refused.stderr.contains("is not managed by aloft deploy"),
         "{}",
         refused.stderr
+    );
+}
+
+/// An empty zip archive: moto stores a function's code without unpacking it.
+const EMPTY_ZIP: [u8; 22] = [
+    0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+/// Create IAM role `name` on the stack, which moto's Lambda wants to exist before a
+/// function may use it. A bare IAM query request: moto checks no signature, and finds the
+/// service in the credential scope.
+fn create_role(stack: &LocalAws, name: &str) -> String {
+    let body = format!(
+        "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument=%7B%7D"
+    );
+    let endpoint = stack.endpoint();
+    let address = endpoint.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).expect("connect to moto");
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=testing/20261205/us-east-1/iam/aws4_request, \
+         SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send CreateRole");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read CreateRole");
+    assert!(answer.starts_with("HTTP/1.1 200"), "CreateRole: {answer}");
+    format!("arn:aws:iam::123456789012:role/{name}")
+}
+
+/// Create function `name` (never run) with `role`.
+async fn create_function(lambda: &aws_sdk_lambda::Client, name: &str, role: &str) {
+    let code = aws_sdk_lambda::types::FunctionCode::builder()
+        .zip_file(aws_sdk_lambda::primitives::Blob::new(EMPTY_ZIP.to_vec()))
+        .build();
+    lambda
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(role)
+        .code(code)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateFunction {name}: {e:?}"));
+}
+
+/// The function's event-invoke config: retries, oldest event, on-success and
+/// on-failure destinations; `None` when it has none.
+async fn invoke_config(
+    lambda: &aws_sdk_lambda::Client,
+    name: &str,
+) -> Option<(Option<i32>, Option<i32>, Option<String>, Option<String>)> {
+    match lambda
+        .get_function_event_invoke_config()
+        .function_name(name)
+        .send()
+        .await
+    {
+        Ok(found) => {
+            let destinations = found.destination_config();
+            let on_success = destinations
+                .and_then(|d| d.on_success())
+                .and_then(|d| d.destination());
+            let on_failure = destinations
+                .and_then(|d| d.on_failure())
+                .and_then(|d| d.destination());
+            Some((
+                found.maximum_retry_attempts(),
+                found.maximum_event_age_in_seconds(),
+                on_success.map(str::to_owned),
+                on_failure.map(str::to_owned),
+            ))
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            None
+        }
+        Err(e) => panic!("GetFunctionEventInvokeConfig {name}: {e:?}"),
+    }
+}
+
+/// The ARN of the queue at `url`.
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("GetQueueAttributes");
+    attributes
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .expect("the queue's ARN")
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_sends_the_results_of_task_functions_to_the_complete_queue() {
+    let stack = LocalAws::start();
+    let resources = stack.create("invoke", 5, 2);
+    let sandbox = Sandbox::new();
+    let config = stack.sdk_config().await;
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let complete = queue_arn(&sqs, resources.get("ALOFT_COMPLETE_QUEUE_URL")).await;
+    let role = create_role(&stack, "aloft-task");
+    create_function(&lambda, "payments", &role).await;
+    create_function(&lambda, "mailer", &role).await;
+    sandbox.write("charge.yaml", CHARGE);
+
+    // A dry run shows both configs to create and makes neither.
+    let dry = deploy(&sandbox, &resources, &["charge.yaml"], &["--dry-run"]);
+    dry.assert_code(0);
+    assert!(
+        dry.stdout
+            .contains("create     event-invoke config payments  (charge.yaml)")
+            && dry
+                .stdout
+                .contains("create     event-invoke config mailer  (charge.yaml)")
+            && dry.stdout.contains("maximum_retry_attempts: 0")
+            && dry.stdout.contains(&format!("on_failure: {complete}")),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(invoke_config(&lambda, "payments").await, None);
+
+    // The queue's ARN is looked up from ALOFT_COMPLETE_QUEUE_URL; one config per
+    // function, after the definition.
+    let first = deploy(&sandbox, &resources, &["charge.yaml"], &[]);
+    first.assert_code(0);
+    assert_eq!(
+        first.stdout.matches("event-invoke config payments").count(),
+        1,
+        "{}",
+        first.stdout
+    );
+    let definition = first.stdout.find("workflow charge").expect("the workflow");
+    let payments = first.stdout.find("config payments").expect("its config");
+    assert!(definition < payments, "{}", first.stdout);
+    assert!(
+        first.stdout.contains("deployed: 3 created"),
+        "{}",
+        first.stdout
+    );
+    let wanted = Some((
+        Some(0),
+        Some(21_600),
+        Some(complete.clone()),
+        Some(complete.clone()),
+    ));
+    assert_eq!(invoke_config(&lambda, "payments").await, wanted);
+    assert_eq!(invoke_config(&lambda, "mailer").await, wanted);
+
+    // Again, with the ARN given: nothing to do.
+    let again = deploy(
+        &sandbox,
+        &resources,
+        &["charge.yaml"],
+        &["--complete-queue-arn", &complete],
+    );
+    again.assert_code(0);
+    assert!(
+        again
+            .stdout
+            .contains("unchanged  event-invoke config payments  (charge.yaml)")
+            && again
+                .stdout
+                .contains("no changes: AWS matches the files (3 unchanged)"),
+        "{}",
+        again.stdout
+    );
+
+    // A config changed by hand is an update of what differs. moto adds a config to the
+    // ones a function has and reads back the first, so the hand-made one replaces the
+    // deployed one only after a delete.
+    lambda
+        .delete_function_event_invoke_config()
+        .function_name("payments")
+        .send()
+        .await
+        .expect("DeleteFunctionEventInvokeConfig");
+    let destinations = aws_sdk_lambda::types::DestinationConfig::builder()
+        .on_success(
+            aws_sdk_lambda::types::OnSuccess::builder()
+                .destination(&complete)
+                .build(),
+        )
+        .on_failure(
+            aws_sdk_lambda::types::OnFailure::builder()
+                .destination(&complete)
+                .build(),
+        )
+        .build();
+    lambda
+        .put_function_event_invoke_config()
+        .function_name("payments")
+        .maximum_retry_attempts(2)
+        .maximum_event_age_in_seconds(21_600)
+        .destination_config(destinations)
+        .send()
+        .await
+        .expect("PutFunctionEventInvokeConfig");
+    let by_hand = Some((
+        Some(2),
+        Some(21_600),
+        Some(complete.clone()),
+        Some(complete.clone()),
+    ));
+    let dry = deploy(&sandbox, &resources, &["charge.yaml"], &["--dry-run"]);
+    dry.assert_code(0);
+    assert!(
+        dry.stdout.contains(
+            "update     event-invoke config payments  (charge.yaml)\n             \
+             maximum_retry_attempts: 2 -> 0\n"
+        ) && dry
+            .stdout
+            .contains("dry run: would create 0, update 1, delete 0 (2 unchanged)"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(invoke_config(&lambda, "payments").await, by_hand);
+
+    // Deploy puts the fix. moto 5.2.5 would still read back the hand-made config (the
+    // first it holds), so what was put is checked in the plan, field by field.
+    let fixed = deploy(
+        &sandbox,
+        &resources,
+        &["charge.yaml"],
+        &["--output", "json"],
+    );
+    fixed.assert_code(0);
+    let report = fixed.json();
+    assert_eq!(report["changed"], json!(true), "{report}");
+    let change = report["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["action"] == json!("update"))
+        .expect("an update")
+        .clone();
+    assert_eq!(
+        change,
+        json!({"kind": "event_invoke_config", "name": "payments", "place": null,
+            "workflow": "charge", "file": "charge.yaml", "action": "update",
+            "fields": [{"field": "maximum_retry_attempts", "old": "2", "new": "0"}]}),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_refuses_a_missing_task_function_or_complete_queue() {
+    let stack = LocalAws::start();
+    let resources = stack.create("missing", 5, 2);
+    let sandbox = Sandbox::new();
+    let config = stack.sdk_config().await;
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    let role = create_role(&stack, "aloft-task");
+    create_function(&lambda, "payments", &role).await;
+    sandbox.write("charge.yaml", CHARGE);
+
+    // `mailer` does not exist: nothing is changed, not even `payments`.
+    let missing = deploy(&sandbox, &resources, &["charge.yaml"], &[]);
+    missing.assert_code(1);
+    assert!(
+        missing.stderr.contains(
+            "charge.yaml: lambda function \"mailer\", which task \"notify\" of workflow \
+             \"charge\" runs, does not exist"
+        ),
+        "{}",
+        missing.stderr
+    );
+    assert_eq!(invoke_config(&lambda, "payments").await, None);
+
+    // Neither the queue's ARN nor its URL: the error names the flag and the task.
+    let no_queue = deploy_without(
+        &sandbox,
+        &resources,
+        &["charge.yaml"],
+        &[],
+        &["ALOFT_COMPLETE_QUEUE_URL"],
+    );
+    no_queue.assert_code(2);
+    assert!(
+        no_queue.stderr.contains(
+            "charge.yaml: task \"reserve\" of workflow \"charge\" runs lambda function payments"
+        ) && no_queue.stderr.contains("--complete-queue-arn"),
+        "{}",
+        no_queue.stderr
     );
 }

@@ -1,6 +1,8 @@
 //! `aloft deploy`: make AWS match workflow files. Each workflow's definition becomes its
-//! LATEST version, a `schedule` becomes an EventBridge Scheduler schedule, and each entry
-//! of `events` an EventBridge rule, all of them invoking the trigger function.
+//! LATEST version, each function a `lambda` task names gets the event-invoke config that
+//! sends its results to the complete queue, a `schedule` becomes an EventBridge Scheduler
+//! schedule, and each entry of `events` an EventBridge rule, all of them invoking the
+//! trigger function.
 //!
 //! Three steps, the first two pure:
 //! 1. [`desired`]: what the files ask for, from the definitions and [`DeploySettings`]
@@ -28,6 +30,16 @@
 //! `<aws.events.event.json>`; `<aws.events.event>` would leave out its `detail`) as
 //! `{"workflow", "event"}`.
 //!
+//! **Task functions.** A `lambda` task is invoked asynchronously, and its result comes
+//! back only through the function's event-invoke config (for the version or alias the
+//! task names, or the unqualified function). Deploy makes that config
+//! [`InvokeConfigSpec`]: no retries by Lambda, since aloft retries by the task's own
+//! policy and a retry by Lambda would run the same attempt twice; events kept for
+//! [`INVOKE_MAX_EVENT_AGE`]; success and failure both to the complete queue. The
+//! function is the user's: deploy creates or updates its config only, never deletes the
+//! config (not even with `--prune`) nor creates the function; a function that does not
+//! exist is an error.
+//!
 //! **Retries.** A delivery that fails (the function throttled, a permission missing) is
 //! tried again, which is always safe: the trigger keys a schedule's run by its tick and
 //! an event's run by the event id, so a repeated delivery starts no second run. A tick is
@@ -45,7 +57,7 @@ use std::fmt;
 use serde_json::{Value, json};
 
 use aloft_core::Definition;
-use aloft_core::definition::{EventTrigger, Schedule};
+use aloft_core::definition::{EventTrigger, RunSpec, Schedule};
 use aloft_engine::ports::PortError;
 
 pub use plan::{Action, Change, FieldChange, Kind, Plan, plan};
@@ -81,6 +93,17 @@ pub const RULE_RETRY: Retry = Retry {
     max_age_seconds: 86_400,
 };
 
+/// Retries Lambda makes of a failed asynchronous invoke of a task function: none, since
+/// aloft retries by the task's own policy.
+pub const INVOKE_RETRY_ATTEMPTS: i32 = 0;
+
+/// Oldest an asynchronous invoke of a task function may be when Lambda runs it, in
+/// seconds: Lambda's own default and its most, six hours. An invoke held back by
+/// throttling still runs, however long the task's timeout; one held longer still reaches
+/// the complete queue as a failure (`EventAgeExceeded`). Whether a late result still
+/// counts is for the attempt's timeout to decide, not for Lambda.
+pub const INVOKE_MAX_EVENT_AGE: i32 = 21_600;
+
 /// Where deploy puts things and what they invoke.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeploySettings {
@@ -97,6 +120,8 @@ pub struct DeploySettings {
     /// Another target for the rules (a queue that feeds the trigger), instead of the
     /// trigger function.
     pub rule_target_arn: Option<String>,
+    /// The complete queue, where task functions send their results.
+    pub complete_queue_arn: Option<String>,
 }
 
 impl Default for DeploySettings {
@@ -108,6 +133,7 @@ impl Default for DeploySettings {
             trigger_arn: None,
             scheduler_role_arn: None,
             rule_target_arn: None,
+            complete_queue_arn: None,
         }
     }
 }
@@ -144,6 +170,11 @@ impl DeploySettings {
             "--rule-target-arn (ALOFT_RULE_TARGET_ARN)",
             self.rule_target_arn.as_deref(),
             ":",
+        )?;
+        check_arn(
+            "--complete-queue-arn (ALOFT_COMPLETE_QUEUE_ARN)",
+            self.complete_queue_arn.as_deref(),
+            ":sqs:",
         )
     }
 }
@@ -168,6 +199,7 @@ fn check_arn(what: &str, arn: Option<&str>, service: &str) -> Result<(), DeployE
     let expected = match service {
         ":lambda:" => "arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME",
         ":iam::" => "arn:PARTITION:iam::ACCOUNT:role/NAME",
+        ":sqs:" => "arn:PARTITION:sqs:REGION:ACCOUNT:NAME",
         _ => "arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE",
     };
     Err(DeployError::Setting(format!(
@@ -347,6 +379,83 @@ impl RuleSpec {
     }
 }
 
+/// A task function's event-invoke config, as deploy writes it or as it was read. Deploy
+/// creates and updates it but never deletes it: the function, and what else it is used
+/// for, are the user's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvokeConfigSpec {
+    /// The function as the task names it, without a qualifier: its name, or its full or
+    /// partial ARN.
+    pub function: String,
+    /// The version or alias the task names, if it names one.
+    pub qualifier: Option<String>,
+    /// Retries Lambda makes of an invoke whose function failed.
+    pub retry_attempts: i32,
+    /// Oldest an invoke may be when Lambda runs it, in seconds.
+    pub max_event_age_seconds: i32,
+    /// Where Lambda sends the record of an invoke that succeeded.
+    pub on_success: Option<String>,
+    /// Where Lambda sends the record of an invoke that failed.
+    pub on_failure: Option<String>,
+}
+
+impl InvokeConfigSpec {
+    /// The function and its qualifier as Lambda reads them: `NAME` or `NAME:QUALIFIER`.
+    pub fn name(&self) -> String {
+        match &self.qualifier {
+            Some(qualifier) => format!("{}:{qualifier}", self.function),
+            None => self.function.clone(),
+        }
+    }
+
+    /// Its fields, named and shown as a plan shows them.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("maximum_retry_attempts", self.retry_attempts.to_string()),
+            (
+                "maximum_event_age_seconds",
+                self.max_event_age_seconds.to_string(),
+            ),
+            ("on_success", self.on_success.clone().unwrap_or_else(none)),
+            ("on_failure", self.on_failure.clone().unwrap_or_else(none)),
+        ]
+    }
+}
+
+/// A function reference split into the function and its qualifier (a version or an
+/// alias): `NAME[:QUALIFIER]`, `ACCOUNT:function:NAME[:QUALIFIER]` or
+/// `arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`, as Lambda takes
+/// them. `None` for any other shape.
+pub fn split_function(reference: &str) -> Option<(String, Option<String>)> {
+    let parts: Vec<&str> = reference.split(':').collect();
+    // How many parts name the function before an optional qualifier.
+    let base = match parts.as_slice() {
+        ["arn", _, "lambda", _, _, "function", _, ..] => 7,
+        [_, "function", _, ..] => 3,
+        [_, ..] => 1,
+        [] => return None,
+    };
+    if parts.len() < base || parts.len() > base + 1 || parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    let qualifier = parts.get(base).map(|q| (*q).to_owned());
+    Some((parts[..base].join(":"), qualifier))
+}
+
+/// The event-invoke config deploy wants for the function `reference` names: no retries
+/// by Lambda, events kept [`INVOKE_MAX_EVENT_AGE`], both destinations the complete queue.
+pub fn invoke_config_spec(reference: &str, complete_queue_arn: &str) -> Option<InvokeConfigSpec> {
+    let (function, qualifier) = split_function(reference)?;
+    Some(InvokeConfigSpec {
+        function,
+        qualifier,
+        retry_attempts: INVOKE_RETRY_ATTEMPTS,
+        max_event_age_seconds: INVOKE_MAX_EVENT_AGE,
+        on_success: Some(complete_queue_arn.to_owned()),
+        on_failure: Some(complete_queue_arn.to_owned()),
+    })
+}
+
 fn none() -> String {
     "(none)".into()
 }
@@ -395,6 +504,20 @@ pub struct DesiredWorkflow {
     pub rules: Vec<RuleSpec>,
 }
 
+/// A task function and the event-invoke config it needs, with the first task that names
+/// it, for messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredFunction {
+    /// The config.
+    pub config: InvokeConfigSpec,
+    /// The file of the first task that names the function.
+    pub file: String,
+    /// That task's workflow.
+    pub workflow: String,
+    /// That task.
+    pub task: String,
+}
+
 /// What the files ask AWS to hold, and where.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Desired {
@@ -402,6 +525,68 @@ pub struct Desired {
     pub settings: DeploySettings,
     /// One per file, in the order given.
     pub workflows: Vec<DesiredWorkflow>,
+    /// One per function and qualifier the `lambda` tasks name, in the order first named.
+    pub functions: Vec<DesiredFunction>,
+}
+
+/// Whether any task of the files is a `lambda` task, whose function deploy configures.
+pub fn has_lambda_tasks(files: &[WorkflowFile]) -> bool {
+    lambda_tasks(files).next().is_some()
+}
+
+/// Every `lambda` task: its file, workflow, task name and function reference.
+fn lambda_tasks(files: &[WorkflowFile]) -> impl Iterator<Item = (&str, &str, &str, &str)> {
+    files.iter().flat_map(|WorkflowFile { file, definition }| {
+        definition
+            .tasks
+            .iter()
+            .filter_map(move |(task, spec)| match &spec.run {
+                RunSpec::Lambda(function) => Some((
+                    file.as_str(),
+                    definition.name.as_str(),
+                    task.as_str(),
+                    function.trim(),
+                )),
+                _ => None,
+            })
+    })
+}
+
+/// One [`DesiredFunction`] per function and qualifier, in the order first named.
+fn desired_functions(
+    files: &[WorkflowFile],
+    settings: &DeploySettings,
+) -> Result<Vec<DesiredFunction>, DeployError> {
+    let mut functions: Vec<DesiredFunction> = Vec::new();
+    for (file, workflow, task, reference) in lambda_tasks(files) {
+        let Some(queue) = settings.complete_queue_arn.as_deref() else {
+            let message = format!(
+                "task {task:?} of workflow {workflow:?} runs lambda function {reference}: its \
+                 results come back through the function's event-invoke config, and deploying \
+                 that needs the complete queue's ARN (--complete-queue-arn or \
+                 ALOFT_COMPLETE_QUEUE_ARN: the stack's output CompleteQueueArn; or \
+                 ALOFT_COMPLETE_QUEUE_URL, to look it up)"
+            );
+            return Err(DeployError::file(file, message));
+        };
+        let config = invoke_config_spec(reference, queue).ok_or_else(|| {
+            let message = format!(
+                "task {task:?} of workflow {workflow:?} runs lambda {reference:?}, which is \
+                 not a function name or ARN (NAME[:QUALIFIER] or \
+                 arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER])"
+            );
+            DeployError::file(file, message)
+        })?;
+        if functions.iter().all(|f| f.config.name() != config.name()) {
+            functions.push(DesiredFunction {
+                config,
+                file: file.to_owned(),
+                workflow: workflow.to_owned(),
+                task: task.to_owned(),
+            });
+        }
+    }
+    Ok(functions)
 }
 
 /// What the files ask for: a pure function of the definitions and the settings.
@@ -434,6 +619,7 @@ pub fn desired(files: &[WorkflowFile], settings: &DeploySettings) -> Result<Desi
     Ok(Desired {
         settings: settings.clone(),
         workflows,
+        functions: desired_functions(files, settings)?,
     })
 }
 
@@ -581,9 +767,19 @@ mod tests {
         DeploySettings {
             trigger_arn: Some("arn:aws:lambda:eu-west-1:123456789012:function:trigger".into()),
             scheduler_role_arn: Some("arn:aws:iam::123456789012:role/scheduler".into()),
+            complete_queue_arn: Some(COMPLETE.into()),
             ..DeploySettings::default()
         }
     }
+
+    pub(super) const COMPLETE: &str = "arn:aws:sqs:eu-west-1:123456789012:aloft-complete";
+
+    /// Two tasks of one function, one of an alias of another by its ARN, and a pass task.
+    pub(super) const CHARGE: &str = "name: charge\ntasks:\n  reserve:\n    run: {lambda: \
+        payments}\n  capture:\n    depends_on: [reserve]\n    run: {lambda: payments}\n  \
+        notify:\n    depends_on: [capture]\n    run: {lambda: \
+        'arn:aws:lambda:eu-west-1:123456789012:function:mailer:live'}\n  done:\n    \
+        depends_on: [notify]\n    run: {pass: {result: 1}}\n";
 
     pub(super) const NIGHTLY: &str = "name: nightly\nschedule:\n  expression: cron(0 2 * * ? *)\n  \
         timezone: Europe/Berlin\ntasks:\n  a:\n    run: {pass: {result: 1}}\n";
@@ -761,6 +957,136 @@ mod tests {
             error.starts_with("again.yaml: workflow \"nightly\" is also defined by nightly.yaml"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn each_function_of_lambda_tasks_gets_one_config_sending_results_to_the_queue() {
+        let refund = "name: refund\ntasks:\n  pay:\n    run: {lambda: payments}\n";
+        let files = [file("charge", CHARGE), file("refund", refund)];
+        let desired = desired(&files, &settings()).expect("desired");
+        let named: Vec<(String, &str, &str, &str)> = desired
+            .functions
+            .iter()
+            .map(|f| {
+                let origin = (f.file.as_str(), f.workflow.as_str(), f.task.as_str());
+                (f.config.name(), origin.0, origin.1, origin.2)
+            })
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("payments".into(), "charge.yaml", "charge", "reserve"),
+                (
+                    "arn:aws:lambda:eu-west-1:123456789012:function:mailer:live".into(),
+                    "charge.yaml",
+                    "charge",
+                    "notify"
+                ),
+            ]
+        );
+        assert_eq!(
+            desired.functions[0].config,
+            InvokeConfigSpec {
+                function: "payments".into(),
+                qualifier: None,
+                retry_attempts: 0,
+                max_event_age_seconds: 21_600,
+                on_success: Some(COMPLETE.into()),
+                on_failure: Some(COMPLETE.into()),
+            }
+        );
+        let mailer = &desired.functions[1].config;
+        assert_eq!(
+            mailer.function,
+            "arn:aws:lambda:eu-west-1:123456789012:function:mailer"
+        );
+        assert_eq!(mailer.qualifier.as_deref(), Some("live"));
+        assert_eq!(
+            mailer.fields(),
+            [
+                ("maximum_retry_attempts", "0".to_owned()),
+                ("maximum_event_age_seconds", "21600".to_owned()),
+                ("on_success", COMPLETE.to_owned()),
+                ("on_failure", COMPLETE.to_owned()),
+            ]
+        );
+        // Workflows without lambda tasks name no function.
+        let none = desired_functions(&[file("nightly", NIGHTLY)], &settings()).expect("none");
+        assert!(none.is_empty());
+        assert!(has_lambda_tasks(&files) && !has_lambda_tasks(&[file("orders", ORDERS)]));
+    }
+
+    #[test]
+    fn function_references_split_into_function_and_qualifier() {
+        let split = |r: &str| split_function(r);
+        let pair = |f: &str, q: Option<&str>| Some((f.to_owned(), q.map(str::to_owned)));
+        assert_eq!(split("payments"), pair("payments", None));
+        assert_eq!(split("payments:7"), pair("payments", Some("7")));
+        assert_eq!(
+            split("123456789012:function:payments:live"),
+            pair("123456789012:function:payments", Some("live"))
+        );
+        assert_eq!(
+            split("arn:aws:lambda:eu-west-1:123456789012:function:payments"),
+            pair(
+                "arn:aws:lambda:eu-west-1:123456789012:function:payments",
+                None
+            )
+        );
+        assert_eq!(
+            split("arn:aws:lambda:eu-west-1:123456789012:function:payments:$LATEST"),
+            pair(
+                "arn:aws:lambda:eu-west-1:123456789012:function:payments",
+                Some("$LATEST")
+            )
+        );
+        assert_eq!(split("mailer:function"), pair("mailer", Some("function")));
+        assert_eq!(split("a:b:c"), None);
+        assert_eq!(split("payments:"), None);
+        assert_eq!(
+            split("arn:aws:lambda:eu-west-1:123456789012:function:payments:live:extra"),
+            None
+        );
+    }
+
+    #[test]
+    fn lambda_tasks_without_the_queue_name_the_flag_and_the_task() {
+        let no_queue = DeploySettings {
+            complete_queue_arn: None,
+            ..settings()
+        };
+        let error = desired(&[file("charge", CHARGE)], &no_queue)
+            .expect_err("no queue")
+            .to_string();
+        assert!(
+            error.starts_with(
+                "charge.yaml: task \"reserve\" of workflow \"charge\" runs lambda function \
+                 payments:"
+            ),
+            "{error}"
+        );
+        assert!(
+            error.contains("--complete-queue-arn") && error.contains("ALOFT_COMPLETE_QUEUE_URL"),
+            "{error}"
+        );
+        // Without lambda tasks no queue is needed.
+        desired(&[file("nightly", NIGHTLY)], &no_queue).expect("no lambda tasks");
+
+        let bad = "name: bad\ntasks:\n  a:\n    run: {lambda: 'a:b:c'}\n";
+        let error = desired(&[file("bad", bad)], &settings())
+            .expect_err("not a function")
+            .to_string();
+        assert!(
+            error.starts_with("bad.yaml: task \"a\" of workflow \"bad\" runs lambda \"a:b:c\""),
+            "{error}"
+        );
+
+        let not_a_queue = DeploySettings {
+            complete_queue_arn: Some("https://sqs.eu-west-1.amazonaws.com/1/q".into()),
+            ..settings()
+        };
+        let error = not_a_queue.check().expect_err("a URL").to_string();
+        assert!(error.contains("--complete-queue-arn"), "{error}");
     }
 
     #[test]

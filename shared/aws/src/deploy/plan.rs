@@ -8,7 +8,10 @@ use serde::Serialize;
 
 use aloft_core::Definition;
 
-use super::{Current, DeployError, Desired, DesiredWorkflow, RuleSpec, ScheduleSpec};
+use super::{
+    Current, DeployError, Desired, DesiredFunction, DesiredWorkflow, InvokeConfigSpec, RuleSpec,
+    ScheduleSpec,
+};
 
 /// What a change is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -16,6 +19,8 @@ use super::{Current, DeployError, Desired, DesiredWorkflow, RuleSpec, ScheduleSp
 pub enum Kind {
     /// A workflow's LATEST definition version in the table.
     Workflow,
+    /// A task function's event-invoke config (never deleted: the function is the user's).
+    EventInvokeConfig,
     /// The Scheduler schedule group.
     ScheduleGroup,
     /// A Scheduler schedule.
@@ -28,6 +33,7 @@ impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(match self {
             Kind::Workflow => "workflow",
+            Kind::EventInvokeConfig => "event-invoke config",
             Kind::ScheduleGroup => "schedule group",
             Kind::Schedule => "schedule",
             Kind::Rule => "rule",
@@ -78,7 +84,8 @@ pub struct Change {
     pub kind: Kind,
     /// Its name.
     pub name: String,
-    /// Its schedule group (schedules) or bus (rules).
+    /// Its schedule group (schedules) or bus (rules); none for a workflow or an
+    /// event-invoke config.
     pub place: Option<String>,
     /// The workflow it belongs to.
     pub workflow: Option<String>,
@@ -97,6 +104,7 @@ pub struct Change {
 pub(crate) enum Op {
     Nothing,
     PutWorkflow(Box<Definition>),
+    PutInvokeConfig(Box<InvokeConfigSpec>),
     CreateGroup,
     CreateSchedule(Box<ScheduleSpec>),
     UpdateSchedule(Box<ScheduleSpec>),
@@ -105,8 +113,9 @@ pub(crate) enum Op {
     DeleteRule,
 }
 
-/// Every change, in the order a person reads them: per workflow its definition, its
-/// schedule, its rules; then what `--prune` removes.
+/// Every change, in the order a person reads them: per workflow its definition, the
+/// event-invoke configs of the functions it is the first to name, its schedule, its
+/// rules; then what `--prune` removes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Plan {
     /// The changes, unchanged resources included.
@@ -151,6 +160,11 @@ pub fn plan(desired: &Desired, current: &Current, prune: bool) -> Result<Plan, D
         current.rules.iter().map(|r| (r.name.as_str(), r)).collect();
     for workflow in &desired.workflows {
         changes.push(workflow_change(workflow, current));
+        let functions = desired
+            .functions
+            .iter()
+            .filter(|f| f.workflow == workflow.definition.name);
+        changes.extend(functions.map(|f| invoke_config_change(f, current)));
         if let Some(schedule) = &workflow.schedule {
             let existing = schedules.get(schedule.name.as_str()).copied();
             changes.push(schedule_change(workflow, schedule, existing, settings)?);
@@ -198,6 +212,29 @@ fn workflow_change(workflow: &DesiredWorkflow, current: &Current) -> Change {
         place: None,
         workflow: Some(name.clone()),
         file: Some(workflow.file.clone()),
+        action,
+        fields,
+        op,
+    }
+}
+
+/// Create the config when the function has none, else update the fields that differ.
+/// Never a deletion: a function no task names any more keeps its config.
+fn invoke_config_change(function: &DesiredFunction, current: &Current) -> Change {
+    let wanted = &function.config;
+    let name = wanted.name();
+    let existing = current.invoke_configs.get(&name);
+    let (action, fields) = compare(existing.map(InvokeConfigSpec::fields), wanted.fields());
+    let op = match action {
+        Action::Create | Action::Update => Op::PutInvokeConfig(Box::new(wanted.clone())),
+        _ => Op::Nothing,
+    };
+    Change {
+        kind: Kind::EventInvokeConfig,
+        name,
+        place: None,
+        workflow: Some(function.workflow.clone()),
+        file: Some(function.file.clone()),
         action,
         fields,
         op,
@@ -425,7 +462,7 @@ fn deletion(kind: Kind, name: &str, place: &str, workflow: &str, file: Option<&s
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{NIGHTLY, ORDERS, file, settings};
+    use super::super::tests::{CHARGE, COMPLETE, NIGHTLY, ORDERS, file, settings};
     use super::super::{RuleTarget, desired};
     use super::*;
     use serde_json::json;
@@ -442,6 +479,11 @@ mod tests {
                 .workflows
                 .iter()
                 .map(|w| (w.definition.name.clone(), w.version.clone()))
+                .collect(),
+            invoke_configs: desired
+                .functions
+                .iter()
+                .map(|f| (f.config.name(), f.config.clone()))
                 .collect(),
             group_exists: true,
             schedules: desired
@@ -599,6 +641,86 @@ mod tests {
         });
         let pruned = plan(&desired, &current, true).expect("plan");
         assert!(pruned.changes.iter().all(|c| c.name != "aloft-someone-0"));
+    }
+
+    #[test]
+    fn event_invoke_configs_follow_their_first_workflow_and_are_never_deleted() {
+        let desired = wanted(&[("charge", CHARGE), ("nightly", NIGHTLY)]);
+        let mailer = "arn:aws:lambda:eu-west-1:123456789012:function:mailer:live";
+        let first = plan(&desired, &Current::default(), false).expect("plan");
+        assert_eq!(
+            actions(&first),
+            [
+                (Kind::ScheduleGroup, "aloft", Action::Create),
+                (Kind::Workflow, "charge", Action::Create),
+                (Kind::EventInvokeConfig, "payments", Action::Create),
+                (Kind::EventInvokeConfig, mailer, Action::Create),
+                (Kind::Workflow, "nightly", Action::Create),
+                (Kind::Schedule, "nightly", Action::Create),
+            ]
+        );
+        assert_eq!(first.changes[2].file.as_deref(), Some("charge.yaml"));
+        assert_eq!(first.changes[2].place, None);
+        let destination = first.changes[2]
+            .fields
+            .iter()
+            .find(|f| f.field == "on_failure")
+            .and_then(|f| f.new.as_deref());
+        assert_eq!(destination, Some(COMPLETE));
+
+        let current = deployed(&desired);
+        assert!(
+            !plan(&desired, &current, false)
+                .expect("plan")
+                .changes_anything()
+        );
+        // A workflow that no longer names a function leaves its config alone, pruned or not.
+        let nightly_only = wanted(&[("nightly", NIGHTLY)]);
+        let pruned = plan(&nightly_only, &current, true).expect("plan");
+        assert!(
+            pruned
+                .changes
+                .iter()
+                .all(|c| c.kind != Kind::EventInvokeConfig),
+            "{:?}",
+            actions(&pruned)
+        );
+    }
+
+    #[test]
+    fn a_config_changed_by_hand_is_updated_field_by_field() {
+        let desired = wanted(&[("charge", CHARGE)]);
+        let mut current = deployed(&desired);
+        let payments = current
+            .invoke_configs
+            .get_mut("payments")
+            .expect("payments");
+        payments.retry_attempts = 2;
+        payments.on_success = None;
+        let plan = plan(&desired, &current, false).expect("plan");
+        assert_eq!(
+            actions(&plan)[1],
+            (Kind::EventInvokeConfig, "payments", Action::Update)
+        );
+        assert_eq!(
+            plan.changes[1].fields,
+            [
+                FieldChange {
+                    field: "maximum_retry_attempts",
+                    old: Some("2".into()),
+                    new: Some("0".into()),
+                },
+                FieldChange {
+                    field: "on_success",
+                    old: Some("(none)".into()),
+                    new: Some(COMPLETE.into()),
+                },
+            ]
+        );
+        assert!(
+            matches!(&plan.changes[1].op, Op::PutInvokeConfig(spec) if spec.retry_attempts == 0)
+        );
+        assert_eq!(plan.count(Action::Unchanged), 2);
     }
 
     #[test]

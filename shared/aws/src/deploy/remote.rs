@@ -1,20 +1,23 @@
-//! Reading what exists and carrying a plan out: the table, EventBridge Scheduler and
-//! EventBridge through their SDKs.
+//! Reading what exists and carrying a plan out: the table, Lambda's event-invoke configs,
+//! EventBridge Scheduler and EventBridge through their SDKs.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_eventbridge::types as eb;
+use aws_sdk_lambda::operation::get_function_event_invoke_config::GetFunctionEventInvokeConfigOutput;
+use aws_sdk_lambda::types as lambda;
 use aws_sdk_scheduler::types as sch;
+use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 
 use aloft_engine::ports::PortError;
 
 use super::plan::{Change, Op};
 use super::{
-    DeployError, DeploySettings, Desired, Plan, RULE_TARGET_ID, Retry, RuleSpec, RuleTarget,
-    ScheduleSpec,
+    DeployError, DeploySettings, Desired, DesiredFunction, InvokeConfigSpec, Plan, RULE_TARGET_ID,
+    Retry, RuleSpec, RuleTarget, ScheduleSpec,
 };
-use crate::error::{events_error, scheduler_error};
+use crate::error::{events_error, lambda_error, scheduler_error, sqs_error};
 use crate::store::DynamoStore;
 
 /// What exists of what deploy manages.
@@ -22,6 +25,9 @@ use crate::store::DynamoStore;
 pub struct Current {
     /// The LATEST version of each given workflow that has one.
     pub versions: BTreeMap<String, String>,
+    /// The event-invoke configs of the functions the `lambda` tasks name, by
+    /// [`InvokeConfigSpec::name`]; a function without one is absent.
+    pub invoke_configs: BTreeMap<String, InvokeConfigSpec>,
     /// Whether the schedule group exists.
     pub group_exists: bool,
     /// The schedules of the group that were read: those named after a given workflow, or
@@ -41,6 +47,10 @@ pub struct Clients {
     pub events: aws_sdk_eventbridge::Client,
     /// EventBridge Scheduler.
     pub scheduler: aws_sdk_scheduler::Client,
+    /// Lambda, for the task functions' event-invoke configs.
+    pub lambda: aws_sdk_lambda::Client,
+    /// SQS, to look up the complete queue's ARN.
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 impl Clients {
@@ -60,7 +70,31 @@ impl Clients {
             store: DynamoStore::new(aws_sdk_dynamodb::Client::new(shared), table),
             events: aws_sdk_eventbridge::Client::new(shared),
             scheduler: aws_sdk_scheduler::Client::new(shared),
+            lambda: aws_sdk_lambda::Client::new(shared),
+            sqs: aws_sdk_sqs::Client::new(shared),
         }
+    }
+
+    /// The ARN of the queue at `url`, which SQS tells.
+    pub async fn queue_arn(&self, url: &str) -> Result<String, DeployError> {
+        let doing = || format!("read the ARN of queue {url}");
+        let found = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| DeployError::aws(doing(), sqs_error("GetQueueAttributes", &e)))?;
+        found
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .filter(|arn| !arn.is_empty())
+            .cloned()
+            .ok_or_else(|| {
+                let message = "SQS GetQueueAttributes: no QueueArn in the answer".to_owned();
+                DeployError::aws(doing(), PortError::terminal(message))
+            })
     }
 
     /// What exists of what `desired` asks for; with `prune`, of every workflow deploy
@@ -80,15 +114,93 @@ impl Clients {
                 versions.insert((*name).to_owned(), version);
             }
         }
+        let mut invoke_configs = BTreeMap::new();
+        for function in &desired.functions {
+            if let Some(found) = self.invoke_config(function).await? {
+                invoke_configs.insert(function.config.name(), found);
+            }
+        }
         let settings = &desired.settings;
         let (group_exists, schedules) = self.read_schedules(settings, &given, prune).await?;
         let rules = self.read_rules(settings, &given, prune).await?;
         Ok(Current {
             versions,
+            invoke_configs,
             group_exists,
             schedules,
             rules,
         })
+    }
+
+    /// The function's event-invoke config, `None` when it has none; an error when the
+    /// function does not exist.
+    async fn invoke_config(
+        &self,
+        function: &DesiredFunction,
+    ) -> Result<Option<InvokeConfigSpec>, DeployError> {
+        let wanted = &function.config;
+        let sent = self
+            .lambda
+            .get_function_event_invoke_config()
+            .function_name(&wanted.function)
+            .set_qualifier(wanted.qualifier.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(found) => Ok(Some(invoke_config_from(wanted, &found))),
+            // Lambda says so for a function without a config and for no function alike.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                self.check_function(function).await.map(|()| None)
+            }
+            Err(e) => Err(DeployError::aws(
+                format!(
+                    "read the event-invoke config of function {} ({})",
+                    wanted.name(),
+                    function_origin(function)
+                ),
+                lambda_error("GetFunctionEventInvokeConfig", &e),
+            )),
+        }
+    }
+
+    /// The function (its version or alias, when the task names one) exists.
+    async fn check_function(&self, function: &DesiredFunction) -> Result<(), DeployError> {
+        let wanted = &function.config;
+        let sent = self
+            .lambda
+            .get_function_configuration()
+            .function_name(&wanted.function)
+            .set_qualifier(wanted.qualifier.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                let message = format!(
+                    "lambda function {:?}, which task {:?} of workflow {:?} runs, does not \
+                     exist: create it (deploy configures task functions, it does not create \
+                     them), or name another function",
+                    wanted.name(),
+                    function.task,
+                    function.workflow
+                );
+                Err(DeployError::file(&function.file, message))
+            }
+            Err(e) => Err(DeployError::aws(
+                format!(
+                    "read function {} ({})",
+                    wanted.name(),
+                    function_origin(function)
+                ),
+                lambda_error("GetFunctionConfiguration", &e),
+            )),
+        }
     }
 
     async fn read_schedules(
@@ -220,8 +332,9 @@ impl Clients {
 
     /// Carry a plan out. Deletions go first, while the stored definitions still have the
     /// triggers being removed; then the definitions, so that a new schedule or rule finds
-    /// its workflow stored; then the schedules and rules. Each request is safe to repeat:
-    /// after a failure, deploying again finishes the job.
+    /// its workflow stored; then the task functions' event-invoke configs, so that the
+    /// results of the runs the triggers start come back; then the schedules and rules.
+    /// Each request is safe to repeat: after a failure, deploying again finishes the job.
     pub async fn apply(&self, settings: &DeploySettings, plan: &Plan) -> Result<(), DeployError> {
         for change in &plan.changes {
             match change.op {
@@ -238,6 +351,11 @@ impl Clients {
             }
         }
         for change in &plan.changes {
+            if let Op::PutInvokeConfig(spec) = &change.op {
+                self.put_invoke_config(change, spec).await?;
+            }
+        }
+        for change in &plan.changes {
             match &change.op {
                 Op::CreateGroup => self.create_group(settings).await?,
                 Op::CreateSchedule(spec) => self.put_schedule(settings, change, spec, true).await?,
@@ -248,6 +366,46 @@ impl Clients {
                 _ => {}
             }
         }
+        Ok(())
+    }
+
+    /// Put replaces the whole config, so that nothing of an old one is left behind.
+    async fn put_invoke_config(
+        &self,
+        change: &Change,
+        spec: &InvokeConfigSpec,
+    ) -> Result<(), DeployError> {
+        let destinations = lambda::DestinationConfig::builder()
+            .set_on_success(
+                spec.on_success
+                    .as_ref()
+                    .map(|arn| lambda::OnSuccess::builder().destination(arn).build()),
+            )
+            .set_on_failure(
+                spec.on_failure
+                    .as_ref()
+                    .map(|arn| lambda::OnFailure::builder().destination(arn).build()),
+            )
+            .build();
+        self.lambda
+            .put_function_event_invoke_config()
+            .function_name(&spec.function)
+            .set_qualifier(spec.qualifier.clone())
+            .maximum_retry_attempts(spec.retry_attempts)
+            .maximum_event_age_in_seconds(spec.max_event_age_seconds)
+            .destination_config(destinations)
+            .send()
+            .await
+            .map_err(|e| {
+                DeployError::aws(
+                    format!(
+                        "put the event-invoke config of function {} ({})",
+                        spec.name(),
+                        origin(change)
+                    ),
+                    lambda_error("PutFunctionEventInvokeConfig", &e),
+                )
+            })?;
         Ok(())
     }
 
@@ -446,6 +604,46 @@ fn origin(change: &Change) -> String {
     }
 }
 
+/// The task that names a function, for messages.
+fn function_origin(function: &DesiredFunction) -> String {
+    format!(
+        "task {} of workflow {}, {}",
+        function.task, function.workflow, function.file
+    )
+}
+
+/// Lambda's retries of a failed asynchronous invoke when the config does not say.
+const LAMBDA_DEFAULT_RETRIES: i32 = 2;
+
+/// Lambda's oldest asynchronous invoke, in seconds, when the config does not say.
+const LAMBDA_DEFAULT_EVENT_AGE: i32 = 21_600;
+
+/// A config as read, Lambda's defaults filling what it leaves out; a destination that is
+/// empty is none.
+fn invoke_config_from(
+    wanted: &InvokeConfigSpec,
+    found: &GetFunctionEventInvokeConfigOutput,
+) -> InvokeConfigSpec {
+    let destinations = found.destination_config();
+    let arn = |arn: Option<&str>| arn.filter(|a| !a.is_empty()).map(str::to_owned);
+    InvokeConfigSpec {
+        function: wanted.function.clone(),
+        qualifier: wanted.qualifier.clone(),
+        retry_attempts: found
+            .maximum_retry_attempts()
+            .unwrap_or(LAMBDA_DEFAULT_RETRIES),
+        max_event_age_seconds: found
+            .maximum_event_age_in_seconds()
+            .unwrap_or(LAMBDA_DEFAULT_EVENT_AGE),
+        on_success: arn(destinations
+            .and_then(|d| d.on_success())
+            .and_then(|d| d.destination())),
+        on_failure: arn(destinations
+            .and_then(|d| d.on_failure())
+            .and_then(|d| d.destination())),
+    }
+}
+
 fn schedule_target(spec: &ScheduleSpec) -> Result<sch::Target, PortError> {
     let mut target = sch::Target::builder()
         .arn(&spec.target_arn)
@@ -577,6 +775,35 @@ mod tests {
                 max_age_seconds: 60
             }
         );
+    }
+
+    #[test]
+    fn a_config_read_without_values_has_lambdas_defaults() {
+        let wanted = super::super::invoke_config_spec(
+            "charge:live",
+            "arn:aws:sqs:eu-west-1:123456789012:complete",
+        )
+        .expect("a function");
+        let bare = GetFunctionEventInvokeConfigOutput::builder().build();
+        let read = invoke_config_from(&wanted, &bare);
+        assert_eq!(read.name(), "charge:live");
+        assert_eq!(read.retry_attempts, 2);
+        assert_eq!(read.max_event_age_seconds, 21_600);
+        assert_eq!((read.on_success, read.on_failure), (None, None));
+
+        let only_failure = GetFunctionEventInvokeConfigOutput::builder()
+            .maximum_retry_attempts(1)
+            .destination_config(
+                lambda::DestinationConfig::builder()
+                    .on_success(lambda::OnSuccess::builder().destination("").build())
+                    .on_failure(lambda::OnFailure::builder().destination("arn:q").build())
+                    .build(),
+            )
+            .build();
+        let read = invoke_config_from(&wanted, &only_failure);
+        assert_eq!(read.retry_attempts, 1);
+        assert_eq!(read.on_success, None);
+        assert_eq!(read.on_failure.as_deref(), Some("arn:q"));
     }
 
     #[test]
