@@ -255,7 +255,7 @@ fn chain_answered(n: usize) -> Result<Definition, String> {
         tasks.insert(format!("t{i:02}"), task);
     }
     load(
-        "chain20-lambda",
+        &format!("chain{n}-lambda"),
         &json!({"name": format!("bench-chain{n}-answered"), "tasks": tasks}).to_string(),
     )
 }
@@ -300,6 +300,7 @@ fn workloads(root: &Path, wanted: &[String]) -> Result<Vec<Workload>, String> {
         "etl-lambda",
         "fan-in-lambda",
         "chain20-lambda",
+        "chain40-lambda",
         "fan1000",
         "foreach1000",
     ];
@@ -344,6 +345,13 @@ fn workloads(root: &Path, wanted: &[String]) -> Result<Vec<Workload>, String> {
                 "20-task chain, tasks answered as a Lambda destination would",
                 chain_answered(20)?,
                 20,
+            ),
+            // With chain20-lambda: what one more task costs, the run's own costs being
+            // the same in both (the difference of their totals, divided by 20).
+            "chain40-lambda" => (
+                "40-task chain, tasks answered as a Lambda destination would",
+                chain_answered(40)?,
+                40,
             ),
             "fan1000" => ("1 -> 998 -> 1 pass tasks", fan(998)?, 1000),
             _ => (
