@@ -87,7 +87,7 @@ ALLOWED = [
     ("template section Rules", "the CDK default synthesizer's CheckBootstrapVersion"),
     ("template sections Conditions, Metadata, Description, Transform, Globals",
      "evaluated or merged before comparing, or descriptive only"),
-    ("Lambda Code", "SAM's CodeUri is built by sam build; CDK stages the zips as assets"),
+    ("Lambda Code", "SAM's CodeUri names the zips of scripts/package, which sam deploy uploads; CDK stages the same zips as assets"),
     ("resource Metadata, DependsOn", "tooling data and ordering only"),
     ("Tags", "SAM tags its functions and roles lambda:createdBy=SAM"),
     ("IAM PolicyName, ManagedPolicy Path", "names of inline policies; Path / is the default"),
@@ -136,7 +136,7 @@ def transform_sam(template: dict[str, Any]) -> dict[str, Any]:
     from samtranslator.public.exceptions import InvalidDocumentException
     from samtranslator.translator.translator import Translator
 
-    # CodeUri is a local folder that `sam build` turns into a package: any S3 location
+    # CodeUri names a local zip that `sam deploy` uploads: any S3 location
     # does for the transform, and the code is not compared.
     for section in (template.get("Globals", {}).get("Function", {}),) + tuple(
         r.get("Properties", {})

@@ -32,6 +32,20 @@ const outputs: Record<string, [string, string?]> = {
     aloft.schedulerRole.roleArn,
     'The role schedules invoke the trigger with (ALOFT_SCHEDULER_ROLE_ARN).',
   ],
+  RunRetentionDays: [
+    String(aloft.settings.runRetentionDays),
+    'Days run history is kept (ALOFT_RUN_RETENTION_DAYS for runs aloft start makes).',
+  ],
+  EventBusName: [aloft.settings.eventBusName, 'The lifecycle events bus (ALOFT_EVENT_BUS).'],
+  TriggerBusName: [
+    aloft.settings.triggerBusName,
+    "The bus of aloft deploy's rules (ALOFT_TRIGGER_BUS).",
+  ],
+  RulePrefix: [aloft.settings.rulePrefix, "aloft deploy's rule prefix (ALOFT_RULE_PREFIX)."],
+  ScheduleGroupName: [
+    aloft.settings.scheduleGroupName,
+    "aloft deploy's schedule group (ALOFT_SCHEDULE_GROUP).",
+  ],
   PlanFunctionArn: [aloft.functions.plan.functionArn],
   DispatchFunctionArn: [aloft.functions.dispatch.functionArn],
   CompleteFunctionArn: [aloft.functions.complete.functionArn],

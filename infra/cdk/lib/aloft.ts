@@ -121,6 +121,17 @@ export class Aloft extends Construct {
   /** The topic made for `alarmEmail` (none when `alarmTopicArn` is given). */
   public readonly createdAlarmTopic?: sns.Topic;
   public readonly alarms: cloudwatch.Alarm[] = [];
+  /**
+   * The settings the `aloft` command needs beside the resources' names, as resolved
+   * from the props (the SAM template's outputs of the same names).
+   */
+  public readonly settings: {
+    runRetentionDays: number;
+    eventBusName: string;
+    triggerBusName: string;
+    rulePrefix: string;
+    scheduleGroupName: string;
+  };
 
   constructor(scope: Construct, id: string, props: AloftProps) {
     super(scope, id);
@@ -158,6 +169,8 @@ export class Aloft extends Construct {
       alarmTopicArn,
       /^(arn:[a-z-]+:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256})?$/,
     );
+
+    this.settings = { runRetentionDays, eventBusName, triggerBusName, rulePrefix, scheduleGroupName };
 
     const stack = Stack.of(this);
 
@@ -244,13 +257,14 @@ export class Aloft extends Construct {
     // events:PutEvents on the bus, and the AWS managed policies SAM attaches (basic
     // execution; SQS queue execution for the functions an SQS queue feeds).
     const tableActions: Record<FunctionName, string[]> = {
-      trigger: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+      // A start applies the overlap policy: the `active` index, slots, stopped runs.
+      trigger: FULL_TABLE_ACTIONS,
       plan: FULL_TABLE_ACTIONS,
       dispatch: FULL_TABLE_ACTIONS,
       complete: FULL_TABLE_ACTIONS,
     };
     const sendsTo: Record<FunctionName, QueueName[]> = {
-      trigger: ['plan'],
+      trigger: ['plan', 'dispatch', 'complete'],
       plan: ['dispatch', 'plan', 'complete'],
       dispatch: ['dispatch', 'complete', 'plan'],
       complete: ['plan', 'dispatch', 'complete'],
@@ -287,7 +301,8 @@ export class Aloft extends Construct {
       const statements = [
         new iam.PolicyStatement({
           actions: tableActions[name],
-          resources: [this.table.tableArn],
+          // The index `active` tells which runs of a workflow are going.
+          resources: [this.table.tableArn, `${this.table.tableArn}/index/active`],
         }),
         ...sendsTo[name].map(
           (queue) =>
@@ -297,11 +312,9 @@ export class Aloft extends Construct {
             }),
         ),
       ];
-      if (fedByQueue) {
-        statements.push(
-          new iam.PolicyStatement({ actions: ['events:PutEvents'], resources: [eventBusArn] }),
-        );
-      }
+      statements.push(
+        new iam.PolicyStatement({ actions: ['events:PutEvents'], resources: [eventBusArn] }),
+      );
       const managedPolicies: iam.IManagedPolicy[] = [
         iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaBasicExecutionRole'),
       ];
@@ -371,8 +384,8 @@ export class Aloft extends Construct {
           ArnLike: {
             'aws:SourceArn': stack.formatArn({
               service: 'scheduler',
-              resource: 'schedule',
-              resourceName: `${scheduleGroupName}/*`,
+              resource: 'schedule-group',
+              resourceName: scheduleGroupName,
             }),
           },
         },
