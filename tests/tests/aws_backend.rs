@@ -535,12 +535,7 @@ impl LocalCommands for AnsweredLikeLambda {
                 None,
                 json!({"done": task}),
             );
-            let body = serde_json::to_string(&record).expect("a record");
-            let url = results.url(QueueName::Complete).to_owned();
-            results
-                .send_bodies(&url, vec![(body, 0)])
-                .await
-                .map_err(StartError::Port)
+            results.send_record(&record).await.map_err(StartError::Port)
         })
     }
 

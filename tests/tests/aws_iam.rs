@@ -88,12 +88,7 @@ impl LocalCommands for Answering {
                 error,
                 payload,
             );
-            let body = serde_json::to_string(&record).expect("a record");
-            let url = results.url(QueueName::Complete).to_owned();
-            results
-                .send_bodies(&url, vec![(body, 0)])
-                .await
-                .map_err(StartError::Port)
+            results.send_record(&record).await.map_err(StartError::Port)
         })
     }
 

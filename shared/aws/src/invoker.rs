@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 
 use aloft_core::Failure;
 use aloft_core::definition::RunSpec;
-use aloft_engine::message::{QueueName, TaskKey};
+use aloft_engine::message::TaskKey;
 use aloft_engine::ports::{Invoker, Job, PortResult, StartError};
 
 use crate::destination::DestinationRecord;
@@ -179,15 +179,7 @@ impl LambdaInvoker {
             function_error,
             response_payload,
         );
-        let body = match serde_json::to_string(&record) {
-            Ok(body) => body,
-            Err(error) => {
-                warn!(%error, "destination record not written");
-                return;
-            }
-        };
-        let url = self.queue.url(QueueName::Complete).to_owned();
-        if let Err(error) = self.queue.send_bodies(&url, vec![(body, 0)]).await {
+        if let Err(error) = self.queue.send_record(&record).await {
             warn!(run_id = %job.run_id, task = %job.key, %error, "emulated destination record not sent; the attempt will time out");
         }
     }

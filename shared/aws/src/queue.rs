@@ -47,6 +47,18 @@ impl SqsQueue {
         &self.client
     }
 
+    /// Send a Lambda destination record to the complete queue, as Lambda's destination
+    /// would deliver it.
+    pub async fn send_record(
+        &self,
+        record: &crate::destination::DestinationRecord,
+    ) -> PortResult<()> {
+        let body = serde_json::to_string(record)
+            .map_err(|e| PortError::terminal(format!("destination record: {e}")))?;
+        let url = self.url(QueueName::Complete).to_owned();
+        self.send_bodies(&url, vec![(body, 0)]).await
+    }
+
     /// Send bodies to one queue, each with its delay in seconds.
     pub async fn send_bodies(&self, url: &str, bodies: Vec<(String, i32)>) -> PortResult<()> {
         for chunk in chunks(bodies) {

@@ -1211,21 +1211,18 @@ impl Store for DynamoStore {
         // A string set: adding a member twice keeps one, so a repeated plan message
         // counts its upstream once.
         let members = settled.iter().map(ToString::to_string).collect();
-        let expiry = self.run_item_expiry();
         let mut values = HashMap::from([(":settled".to_owned(), AttributeValue::Ss(members))]);
-        if let Some(expiry) = expiry.clone() {
+        let mut update = "ADD #settled :settled".to_owned();
+        if let Some(expiry) = self.run_item_expiry() {
             values.insert(":expiry".into(), expiry);
+            update.push_str(" SET expires_at = if_not_exists(expires_at, :expiry)");
         }
         let updated = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(run_pk(run_id), format!("UP#{task}"))))
-            .update_expression(if expiry.is_some() {
-                "ADD #settled :settled SET expires_at = if_not_exists(expires_at, :expiry)"
-            } else {
-                "ADD #settled :settled"
-            })
+            .update_expression(update)
             .expression_attribute_names("#settled", "settled")
             .set_expression_attribute_values(Some(values))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
